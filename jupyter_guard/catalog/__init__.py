@@ -1,0 +1,21 @@
+"""The data catalog: sensitivity labels, datasets, locations and column classifications."""
+
+from .loader import load_catalog, read_sections
+from .locations import PATH, TABLE, URI
+from .model import DEFAULT_LABELS, Catalog, ColumnRule, Contact, Dataset, Label, Location, Resolution
+
+__all__ = [
+    "DEFAULT_LABELS",
+    "PATH",
+    "TABLE",
+    "URI",
+    "Catalog",
+    "ColumnRule",
+    "Contact",
+    "Dataset",
+    "Label",
+    "Location",
+    "Resolution",
+    "load_catalog",
+    "read_sections",
+]

@@ -1,0 +1,182 @@
+"""The catalog: ordered sensitivity labels, datasets, their locations and column rules."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .locations import (
+    PATH,
+    TABLE,
+    URI,
+    LocationIndex,
+    classify,
+    has_glob,
+    normalize_path,
+    normalize_table,
+    normalize_uri,
+)
+
+DEFAULT_LABELS = ("public", "internal", "confidential", "restricted")
+
+#: what a column rule does to a value when a read is redacted
+COLUMN_RULES = ("mask", "replace", "hash", "encrypt", "scan", "drop", "keep")
+
+
+@dataclass(frozen=True)
+class Label:
+    name: str
+    rank: int  # 0 is the least sensitive
+    description: str = ""
+    color: str = ""
+
+
+@dataclass(frozen=True)
+class Contact:
+    name: str
+    email: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>" if self.email else self.name
+
+
+@dataclass(frozen=True)
+class ColumnRule:
+    column: str
+    entity: str  # a Presidio entity name (US_SSN, EMAIL_ADDRESS, PERSON, ...) or FREE_TEXT
+    rule: str  # one of COLUMN_RULES
+
+
+@dataclass(frozen=True)
+class Location:
+    kind: str  # path | uri | table
+    pattern: str  # normalised
+    source: str  # as written in the catalog
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    label: Label
+    description: str = ""
+    owner: str = ""
+    steward: Contact | None = None
+    locations: tuple[Location, ...] = ()
+    columns: tuple[ColumnRule, ...] = ()
+    purposes: tuple[str, ...] = ()
+    file: str = ""
+    line: int = 0
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "label": self.label.name,
+            "owner": self.owner,
+            "steward": {"name": self.steward.name, "email": self.steward.email} if self.steward else None,
+            "locations": [{"kind": loc.kind, "location": loc.source} for loc in self.locations],
+            "columns": [{"name": c.column, "entity": c.entity, "rule": c.rule} for c in self.columns],
+            "purposes": list(self.purposes),
+        }
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What a read target is: its normalised spelling and the dataset governing it, if any."""
+
+    kind: str
+    target: str
+    dataset: Dataset | None = None
+    location: str | None = None
+
+    @property
+    def label(self) -> Label | None:
+        return self.dataset.label if self.dataset else None
+
+
+@dataclass
+class Catalog:
+    labels: tuple[Label, ...]
+    datasets: dict[str, Dataset]
+    root_dir: str
+    directory: str = ""
+    files: tuple[str, ...] = ()
+    _indexes: dict[str, LocationIndex] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._label_by_name = {label.name: label for label in self.labels}
+        self._indexes = {PATH: LocationIndex("/"), URI: LocationIndex("/"), TABLE: LocationIndex(".")}
+        for ds in self.datasets.values():
+            for loc in ds.locations:
+                self._indexes[loc.kind].add(loc.pattern, ds, ds.label.rank)
+
+    def label(self, name: str) -> Label | None:
+        return self._label_by_name.get(name)
+
+    def resolve(self, target: str | os.PathLike | bytes, kind: str | None = None) -> Resolution:
+        """The dataset that governs a path, URI or (with kind="table") SQL table name."""
+        kind = kind or classify(target)
+        if kind == PATH:
+            key = normalize_path(target, self.root_dir)
+        elif kind == URI:
+            key = normalize_uri(os.fspath(target))
+        elif kind == TABLE:
+            key = normalize_table(os.fspath(target))
+        else:
+            raise ValueError(f"unknown target kind {kind!r} (expected path, uri or table)")
+        match = self._indexes[kind].lookup(key)
+        if match is None:
+            return Resolution(kind, key)
+        return Resolution(kind, key, match.item, match.pattern)
+
+    def search(self, query: str = "") -> list[Dataset]:
+        """Datasets whose name, description, label, steward or columns mention every word."""
+        words = query.lower().split()
+        found = []
+        for ds in self.datasets.values():
+            hay = " ".join(
+                [ds.name, ds.description, ds.label.name, str(ds.steward or ""), ds.owner]
+                + [f"{c.column} {c.entity}" for c in ds.columns]
+            ).lower()
+            if all(w in hay for w in words):
+                found.append(ds)
+        return sorted(found, key=lambda d: d.name)
+
+    def summary(self) -> dict:
+        counts = {label.name: 0 for label in self.labels}
+        for ds in self.datasets.values():
+            counts[ds.label.name] += 1
+        return {
+            "directory": self.directory,
+            "datasets": len(self.datasets),
+            "labels": [label.name for label in self.labels],
+            "datasets_by_label": counts,
+        }
+
+
+def location_key(kind: str, source: str, root_dir: str) -> str:
+    """Normalise a catalog location the same way read targets are normalised.
+
+    For globs only the literal directory part is resolved on disk (a symlinked directory
+    in the pattern is followed); the wildcard part is kept as written.
+    """
+    if kind == TABLE:
+        return normalize_table(source)
+    if kind == URI:
+        return normalize_uri(source)
+    if source.endswith("/"):  # a directory governs everything below it
+        source += "**"
+    if not has_glob(source):
+        return normalize_path(source, root_dir)
+    cut = min(i for i in (source.find("*"), source.find("?"), source.find("[")) if i >= 0)
+    literal_dir = source[:cut].rsplit("/", 1)[0] if "/" in source[:cut] else ""
+    if not literal_dir and source.startswith("/"):
+        literal_dir = "/"
+    rest = source[len(literal_dir) :].lstrip("/") if literal_dir else source
+    base = normalize_path(literal_dir or ".", root_dir)
+    return base.rstrip("/") + "/" + rest
+
+
+def iter_labels(names: Iterable[str]) -> tuple[Label, ...]:
+    return tuple(Label(name, rank) for rank, name in enumerate(names))
