@@ -7,7 +7,8 @@ like a firewall, so a reviewer reads the policy top to bottom:
 - data that no dataset governs gets ``defaults.unlabeled`` (allow unless configured);
 - labelled data gets the effect of the first rule whose conditions all hold;
 - labelled data that no rule covers gets ``defaults.no_rule`` (deny unless configured);
-- a permitting rule on a dataset that lists ``purposes`` also needs one of them declared.
+- a permitting rule on a dataset that lists ``purposes`` also needs one of them declared
+  (except for ``discover``: knowing a dataset exists needs no purpose).
 
 Effects: ``allow``; ``redact`` (allowed, redacted by the column rules); ``justify`` (allowed
 only with a written reason, which is recorded); ``deny``.
@@ -183,7 +184,8 @@ class Policy:
             if rule.message:
                 reasons.append(rule.message)
             effect = rule.effect
-            if effect != DENY and rule.check_purpose:
+            # discovering that a dataset exists never needs a purpose; using it may
+            if effect != DENY and rule.check_purpose and action != "discover":
                 problem = _purpose_problem(dataset, purpose, rule.require_purpose)
                 if problem:
                     effect, reasons = DENY, [problem]

@@ -133,3 +133,10 @@ def test_shipped_default_policy_is_valid_on_its_own(tmp_path):
     (tmp_path / "empty").mkdir()
     gov = load_governance(tmp_path / "empty", tmp_path)
     assert gov.policy.no_rule == "deny" and gov.policy.unlabeled == "allow"
+
+
+def test_discover_never_needs_a_purpose_but_use_does(gov):
+    p = gov.policy
+    rita = p.principal("rita", ["research"])
+    assert p.decide(rita, ds(gov, "patients"), "discover").effect == "redact"
+    assert p.decide(rita, ds(gov, "patients"), "read").effect == "deny"

@@ -34,7 +34,11 @@ class LineList(list):
         return self.item_lines[index] if index < len(self.item_lines) else self.line
 
 
-class _Loader(yaml.SafeLoader):
+# libyaml's parser (when PyYAML has it) is ~10x faster on large catalogs; same marks, same semantics
+_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_Base):
     def construct_mapping(self, node, deep=False):  # noqa: D401 - PyYAML hook
         if not isinstance(node, yaml.MappingNode):
             return super().construct_mapping(node, deep=deep)

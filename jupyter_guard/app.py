@@ -1,0 +1,236 @@
+"""GuardApp: the jupyter_server extension that wires catalog, policy and audit into a server.
+
+Heavy things are built in `initialize_settings`; the catalog reload task starts in
+`_start_jupyter_server_extension` (the event loop is running then); `stop_extension`
+drains the audit log. Misconfiguration stops the server: an extension that failed to load
+would otherwise leave governed data ungoverned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+from jupyter_server.extension.application import ExtensionApp
+from tornado.ioloop import PeriodicCallback
+from traitlets import Dict, Enum, Float, List, Type, Unicode, default
+
+from . import __version__
+from .audit import AuditEvent, AuditLog, AuditStore, SQLiteAuditStore
+from .credentials import KeyringProvider, load_audit_key
+from .errors import AuditError, CatalogError
+from .governor import Governance, Governor, catalog_fingerprint, empty_governance, load_governance
+from .handlers import default_handlers
+from .paths import default_audit_db, default_audit_dir, default_key_file
+
+EVENT_SCHEMA_ID = "https://events.jupyter.org/jupyter_guard/audit/v1"
+EVENT_SCHEMA = Path(__file__).parent / "event_schemas" / "audit" / "v1.yaml"
+
+
+class GuardApp(ExtensionApp):
+    name = "jupyter_guard"
+    description = "Data governance for Jupyter: catalog labels, policy, redaction and an audit log."
+
+    catalog_dir = Unicode(
+        "",
+        config=True,
+        help="""Directory of catalog and policy YAML files (labels, datasets, roles, rules).
+        Relative dataset locations in it are relative to the server's root_dir. Empty: no
+        catalog, nothing is governed (a warning is logged). A configured directory that is
+        missing or invalid stops the server.""",
+    )
+    catalog_reload_interval = Float(
+        2.0,
+        config=True,
+        help="Seconds between checks of the catalog directory for edits (0 disables reloading).",
+    )
+    audit_dir = Unicode(
+        config=True,
+        help="Local directory of the default audit database and key file. Never on NFS.",
+    )
+
+    @default("audit_dir")
+    def _default_audit_dir(self):
+        return default_audit_dir()
+
+    audit_store_class = Type(
+        default_value=SQLiteAuditStore,
+        klass=AuditStore,
+        config=True,
+        help="The audit store. Configure it as c.<StoreClass>.<trait>, e.g. c.SQLiteAuditStore.path.",
+    )
+    audit_key_file = Unicode(
+        "",
+        config=True,
+        help="""File holding the audit HMAC key (created 0600 on first start). Default:
+        <audit_dir>/audit.key. Ignored when audit_key_keyring_backend is set.""",
+    )
+    audit_key_keyring_backend = Unicode(
+        "",
+        config=True,
+        help="""Dotted class of a keyring backend holding the audit key (e.g.
+        keyrings.cryptfile.cryptfile.CryptFileKeyring). The backend is always named
+        explicitly: the OS default may prompt, and a server never prompts.""",
+    )
+    audit_key_name = Unicode("audit-key", config=True, help="Name of the audit key in the keyring.")
+    roles = Dict(
+        config=True,
+        help="""Extra role membership on top of the policy's roles:
+        {"steward": {"users": ["dana"], "groups": ["data-stewards"]}}.""",
+    )
+    steward_roles = List(
+        Unicode(),
+        default_value=["steward"],
+        config=True,
+        help="Roles that may query the audit log and see every dataset.",
+    )
+    principal_source = Enum(
+        ["auto", "identity", "os"],
+        default_value="auto",
+        config=True,
+        help="""Whose name goes on decisions and audit records. identity: the server's
+        identity provider (the Hub user under JupyterHub); os: the account running the
+        server; auto: identity under JupyterHub (JUPYTERHUB_USER set), os otherwise, since a
+        plain token-authenticated server only knows an anonymous browser identity.""",
+    )
+
+    governor: Governor | None = None
+    _reloader: PeriodicCallback | None = None
+
+    def initialize_settings(self) -> None:
+        try:
+            governance = self._load_governance()
+            audit = self._open_audit_log()
+        except (CatalogError, AuditError) as e:
+            self.log.critical("jupyter_guard cannot start, so the server will not either:\n%s", e)
+            raise SystemExit(1) from e
+        except Exception as e:
+            # jupyter_server logs and skips an extension that raises; that would leave governed
+            # data ungoverned, so any failure here stops the server.
+            self.log.critical("jupyter_guard failed to start, so the server will not either", exc_info=True)
+            raise SystemExit(1) from e
+        self.governor = Governor(governance, audit, extra_roles=self.roles)
+        self.serverapp.event_logger.register_event_schema(EVENT_SCHEMA)
+        self.governor.on_record.append(self._emit)
+        self._fingerprint = catalog_fingerprint(self.catalog_dir) if self.catalog_dir else ()
+        self.loaded_at = _now()
+        self.last_catalog_error: str | None = None
+        self.settings.update(jupyter_guard=self)
+        self.log.info(
+            "jupyter_guard %s: %d datasets from %s, audit in %s",
+            __version__,
+            len(governance.catalog.datasets),
+            self.catalog_dir or "(no catalog)",
+            audit.store.describe(),
+        )
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(default_handlers)
+
+    async def _start_jupyter_server_extension(self, serverapp) -> None:
+        await super()._start_jupyter_server_extension(serverapp)
+        if self.catalog_dir and self.catalog_reload_interval > 0:
+            self._reloader = PeriodicCallback(self.check_catalog, self.catalog_reload_interval * 1000)
+            self._reloader.start()
+
+    async def stop_extension(self) -> None:
+        if self._reloader is not None:
+            self._reloader.stop()
+        if self.governor is not None:  # None when start-up was refused
+            await asyncio.get_running_loop().run_in_executor(None, self.governor.audit.close)
+
+    # -- catalog ---------------------------------------------------------------------------
+
+    @property
+    def root_dir(self) -> str:
+        return os.path.abspath(os.path.expanduser(self.serverapp.root_dir))
+
+    def _load_governance(self) -> Governance:
+        if not self.catalog_dir:
+            self.log.warning("jupyter_guard: no GuardApp.catalog_dir configured; no data is governed")
+            return empty_governance(self.root_dir)
+        return load_governance(self.catalog_dir, self.root_dir)
+
+    async def check_catalog(self) -> None:
+        """Reload an edited catalog; an invalid edit keeps the last valid one and says where."""
+        fingerprint = catalog_fingerprint(self.catalog_dir)
+        if fingerprint == self._fingerprint:
+            return
+        self._fingerprint = fingerprint
+        try:
+            # parsing a large catalog takes seconds: keep it off the event loop
+            governance = await asyncio.get_running_loop().run_in_executor(
+                None, load_governance, self.catalog_dir, self.root_dir
+            )
+        except CatalogError as e:
+            self.log.error("jupyter_guard: catalog edit rejected, still using the last valid catalog:\n%s", e)
+            self.last_catalog_error = str(e)
+            event = AuditEvent(
+                event_type="catalog_reload",
+                decision="error",
+                target=self.catalog_dir,
+                reasons=tuple(str(p) for p in e.problems[:50]),
+            )
+        else:
+            self.governor.swap(governance)
+            self.loaded_at, self.last_catalog_error = _now(), None
+            self.log.info("jupyter_guard: catalog reloaded, %d datasets", len(governance.catalog.datasets))
+            event = AuditEvent(
+                event_type="catalog_reload",
+                decision="allow",
+                target=self.catalog_dir,
+                details=governance.catalog.summary(),
+            )
+        try:
+            await self.governor.record_async(event)
+        except AuditError as e:
+            self.log.error("jupyter_guard: could not record the catalog reload: %s", e)
+
+    # -- audit -----------------------------------------------------------------------------
+
+    def _open_audit_log(self) -> AuditLog:
+        os.makedirs(self.audit_dir, mode=0o700, exist_ok=True)
+        kwargs = {}
+        if issubclass(self.audit_store_class, SQLiteAuditStore) and not self._configured("SQLiteAuditStore", "path"):
+            kwargs["path"] = default_audit_db(self.audit_dir)
+        store = self.audit_store_class(parent=self, log=self.log, **kwargs)
+        has_records = store.tail() is not None
+        if self.audit_key_keyring_backend:
+            provider = KeyringProvider(backend=self.audit_key_keyring_backend)
+            key = load_audit_key(key_file=None, provider=provider, key_name=self.audit_key_name, create=not has_records)
+        else:
+            key_file = self.audit_key_file or default_key_file(self.audit_dir)
+            key = load_audit_key(key_file=key_file, provider=None, key_name=self.audit_key_name, create=not has_records)
+        audit = AuditLog(store, key)
+        audit.check_key()
+        return audit
+
+    def _configured(self, section: str, trait: str) -> bool:
+        return trait in self.config.get(section, {}) or trait in self.serverapp.config.get(section, {})
+
+    def _emit(self, record) -> None:
+        """Route a stored record through the server's jupyter_events logger."""
+        self.serverapp.event_logger.emit(schema_id=EVENT_SCHEMA_ID, data=record.to_dict())
+
+    # -- who is asking ---------------------------------------------------------------------
+
+    def principal_for(self, user) -> object:
+        """The policy principal for an authenticated jupyter_server user."""
+        source = self.principal_source
+        if source == "auto":
+            source = "identity" if os.environ.get("JUPYTERHUB_USER") else "os"
+        hub_user = getattr(user, "hub_user", None) or {}
+        groups = hub_user.get("groups") or getattr(user, "groups", None) or ()
+        name = user.username if source == "identity" else getpass.getuser()
+        return self.governor.principal(name, groups)
+
+    def is_steward(self, principal) -> bool:
+        return bool(set(self.steward_roles) & set(principal.roles))
+
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -1,0 +1,253 @@
+"""`jupyter guard ...`: catalog validation, audit verify/query/export, and the demo.
+
+Uses the same core as the server (no server needed). Exit codes: 0 ok, 1 a finding (invalid
+catalog, broken chain), 2 a usage or environment error (missing key, unreadable store).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from importlib import resources
+from pathlib import Path
+
+from . import __version__
+from .errors import AuditError, CatalogError
+
+QUERY_FIELDS = ("user", "dataset", "label", "decision", "notebook", "event_type", "action")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except AuditError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `jupyter guard audit query | head`
+        return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .paths import default_audit_dir
+
+    p = argparse.ArgumentParser(prog="jupyter guard", description="Data governance for Jupyter.")
+    p.add_argument("--version", action="version", version=__version__)
+    sub = p.add_subparsers(title="commands", metavar="COMMAND")
+
+    cat = sub.add_parser("catalog", help="validate or start a catalog directory")
+    catsub = cat.add_subparsers(title="catalog commands", metavar="COMMAND")
+    v = catsub.add_parser("validate", help="check a catalog directory; every problem with file:line")
+    v.add_argument("path", help="catalog directory")
+    v.add_argument("--root", default=None, help="server root_dir for relative locations (default: cwd)")
+    v.set_defaults(func=cmd_catalog_validate)
+    init = catsub.add_parser("init", help="write the default policy and an example dataset")
+    init.add_argument("path", help="new catalog directory")
+    init.set_defaults(func=cmd_catalog_init)
+
+    audit = sub.add_parser("audit", help="verify, query and export the audit log")
+    asub = audit.add_subparsers(title="audit commands", metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--audit-dir", default=default_audit_dir(), help="as c.GuardApp.audit_dir (default: %(default)s)")
+    common.add_argument("--db", default=None, help="SQLite audit database (default: <audit-dir>/audit.sqlite)")
+    common.add_argument("--key-file", default=None, help="audit key file (default: <audit-dir>/audit.key)")
+    common.add_argument("--keyring-backend", default=None, help="as c.GuardApp.audit_key_keyring_backend")
+    common.add_argument("--key-name", default="audit-key", help="as c.GuardApp.audit_key_name")
+    filters = argparse.ArgumentParser(add_help=False)
+    for name in QUERY_FIELDS:
+        filters.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None)
+    filters.add_argument("--since", default=None, help="ISO time, e.g. 2026-11-01 or 2026-11-01T09:00:00Z")
+    filters.add_argument("--until", default=None, help="ISO time (exclusive)")
+
+    ver = asub.add_parser("verify", parents=[common], help="check the hash chain; exit 1 naming the first bad record")
+    ver.set_defaults(func=cmd_audit_verify)
+    q = asub.add_parser("query", parents=[common, filters], help="find records")
+    q.add_argument("--limit", type=int, default=100)
+    q.add_argument("--json", action="store_true", help="one JSON object per line")
+    q.set_defaults(func=cmd_audit_query)
+    ex = asub.add_parser("export", parents=[common, filters], help="export records for compliance")
+    ex.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    ex.add_argument("-o", "--output", default="-", help="file (default: stdout)")
+    ex.set_defaults(func=cmd_audit_export)
+
+    demo = sub.add_parser("demo", help="make a synthetic workspace and open JupyterLab on it")
+    demo.add_argument("--dir", default=None, help="workspace directory (default: a new temporary one)")
+    demo.add_argument("--port", type=int, default=None)
+    demo.add_argument("--no-browser", action="store_true")
+    demo.add_argument("--no-launch", action="store_true", help="only create the workspace")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.set_defaults(func=cmd_demo)
+    return p
+
+
+# -- catalog ---------------------------------------------------------------------------------
+
+
+def cmd_catalog_validate(args) -> int:
+    from .governor import load_governance
+
+    root = os.path.abspath(args.root or os.getcwd())
+    try:
+        gov = load_governance(args.path, root)
+    except CatalogError as e:
+        for problem in e.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(e.problems)} problem(s); the catalog is not valid", file=sys.stderr)
+        return 1
+    for warning in gov.policy.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    s = gov.catalog.summary()
+    by_label = ", ".join(f"{n} {lab}" for lab, n in s["datasets_by_label"].items())
+    print(f"OK: {s['datasets']} datasets ({by_label}), {len(gov.policy.rules)} policy rules")
+    return 0
+
+
+def cmd_catalog_init(args) -> int:
+    target = Path(args.path)
+    if target.exists() and any(target.iterdir()):
+        print(f"error: {target} exists and is not empty", file=sys.stderr)
+        return 2
+    target.mkdir(parents=True, exist_ok=True)
+    with resources.as_file(resources.files("jupyter_guard").joinpath("default_policy.yaml")) as src:
+        shutil.copy(src, target / "policy.yaml")
+    (target / "datasets.yaml").write_text(EXAMPLE_DATASETS, encoding="utf-8")
+    print(f"wrote {target / 'policy.yaml'} and {target / 'datasets.yaml'}; edit them, then run "
+          f"`jupyter guard catalog validate {target}`")
+    return 0
+
+
+EXAMPLE_DATASETS = """\
+# Datasets: what each is, how sensitive (label), who to ask (steward), where it lives.
+datasets:
+  - name: patients
+    description: Patient registry extract
+    label: restricted            # public < internal < confidential < restricted
+    owner: Clinical Research Unit
+    steward: Dana Steward <dana.steward@example.org>
+    locations:
+      - data/patients.csv        # relative to the server root; globs: data/*.parquet; a dir/ governs its tree
+      # - uri: s3://clinical-bucket/patients/*
+      # - table: warehouse.clinical.patients
+    columns:
+      ssn: {entity: US_SSN, rule: mask}
+      email: {entity: EMAIL_ADDRESS, rule: hash}
+      notes: {entity: FREE_TEXT, rule: scan}
+    purposes: [treatment-research]
+"""
+
+
+# -- audit -----------------------------------------------------------------------------------
+
+
+def open_audit_log(args):
+    """The audit log as the server configures it; never creates a key or a store."""
+    from .audit import AuditLog, SQLiteAuditStore
+    from .credentials import KeyringProvider, load_audit_key
+    from .paths import default_audit_db, default_key_file
+
+    db = args.db or default_audit_db(args.audit_dir)
+    if not os.path.exists(db):
+        raise AuditError(f"no audit database at {db} (use --db or --audit-dir)")
+    store = SQLiteAuditStore(path=db)
+    if args.keyring_backend:
+        key = load_audit_key(key_file=None, provider=KeyringProvider(backend=args.keyring_backend),
+                             key_name=args.key_name, create=False)
+    else:
+        key = load_audit_key(key_file=args.key_file or default_key_file(args.audit_dir), provider=None,
+                             key_name=args.key_name, create=False)
+    return AuditLog(store, key)
+
+
+def cmd_audit_verify(args) -> int:
+    log = open_audit_log(args)
+    try:
+        result = log.verify()
+    finally:
+        log.close()
+    if result.ok:
+        print(f"OK: {result.checked} records, chain intact (head seq {result.head_seq})")
+        return 0
+    print(result, file=sys.stderr)  # "TAMPERED: record N: what is wrong (...)"
+    return 1
+
+
+def _query(args, limit: int | None):
+    from .audit import AuditQuery
+
+    return AuditQuery(
+        **{name: getattr(args, name) for name in QUERY_FIELDS},
+        since=args.since,
+        until=args.until,
+        limit=limit,
+    )
+
+
+def _iter_all(log, args, page: int = 10_000):
+    """Every matching record in chain order, paged so memory stays flat."""
+    query = _query(args, page)
+    while True:
+        records = log.query(query)
+        yield from records
+        if len(records) < page:
+            return
+        query.after_seq = records[-1].seq
+
+
+def cmd_audit_query(args) -> int:
+    log = open_audit_log(args)
+    try:
+        records = log.query(_query(args, args.limit))
+    finally:
+        log.close()
+    for r in records:
+        if args.json:
+            print(json.dumps(r.to_dict(), sort_keys=True))
+        else:
+            e = r.event
+            what = " ".join(x for x in (e.action, e.target) if x)
+            ds = f"{e.dataset}[{e.label}]" if e.dataset else "-"
+            print(f"{r.seq:>8}  {r.time}  {e.user or '-':<12} {e.event_type:<15} {e.decision or '-':<7} {ds:<28} {what}")
+    return 0
+
+
+def cmd_audit_export(args) -> int:
+    from .audit import export_records
+
+    log = open_audit_log(args)
+    out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8", newline="")
+    try:
+        n = export_records(_iter_all(log, args), args.format, out)
+    finally:
+        log.close()
+        if out is not sys.stdout:
+            out.close()
+    if args.output != "-":
+        print(f"exported {n} records to {args.output}", file=sys.stderr)
+    return 0
+
+
+# -- demo ------------------------------------------------------------------------------------
+
+
+def cmd_demo(args) -> int:
+    import tempfile
+
+    from .demo import build_workspace, launch
+
+    directory = args.dir or tempfile.mkdtemp(prefix="jupyter-guard-demo-")
+    ws = build_workspace(directory, seed=args.seed)
+    print(f"demo workspace: {directory}")
+    if args.no_launch:
+        return 0
+    return launch(ws.root, port=args.port, open_browser=not args.no_browser)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""REST API under /jupyter-guard/api/: thin translations from HTTP to the governor.
+
+Every verb is ``@web.authenticated`` then ``@authorized`` (the configured authorizer, e.g.
+JupyterHub's, decides first); audit routes additionally need a steward role.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from datetime import datetime
+
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.extension.handler import ExtensionHandlerMixin
+from tornado import web
+
+from . import __version__
+from .audit import AuditQuery
+from .catalog import PATH, TABLE, URI
+from .errors import GuardDenied
+from .policy import ACTIONS
+
+AUTH_RESOURCE = "jupyter_guard"
+API = "/jupyter-guard/api"
+MAX_PAGE = 5000
+
+
+class GuardHandler(ExtensionHandlerMixin, APIHandler):
+    auth_resource = AUTH_RESOURCE
+
+    @property
+    def guard(self):
+        return self.settings["jupyter_guard"]
+
+    @property
+    def governor(self):
+        return self.guard.governor
+
+    def principal(self):
+        return self.guard.principal_for(self.current_user)
+
+    def require_steward(self):
+        who = self.principal()
+        if not self.guard.is_steward(who):
+            raise web.HTTPError(403, f"{who.user} is not a data steward; the audit log is for stewards")
+        return who
+
+
+class StatusHandler(GuardHandler):
+    @web.authenticated
+    @authorized
+    def get(self):
+        who = self.principal()
+        gov = self.governor.governance
+        summary = gov.catalog.summary()
+        summary["loaded_at"] = self.guard.loaded_at
+        summary["error"] = self.guard.last_catalog_error
+        self.finish(
+            {
+                "version": __version__,
+                "user": {**who.to_dict(), "steward": self.guard.is_steward(who)},
+                "catalog": summary,
+                "audit": {"store": self.governor.audit.store.describe()},
+            }
+        )
+
+
+class CatalogHandler(GuardHandler):
+    """Datasets the user may discover, with what they may do with each."""
+
+    @web.authenticated
+    @authorized
+    def get(self):
+        who = self.principal()
+        query = self.get_query_argument("q", "")
+        steward = self.guard.is_steward(who)
+        policy = self.governor.policy
+        out = []
+        for ds in self.governor.catalog.search(query):
+            if not steward and not policy.decide(who, ds, "discover").permitted:
+                continue
+            entry = ds.to_dict()
+            entry["may"] = {
+                action: policy.decide(who, ds, action).effect for action in ("read", "export", "download")
+            }
+            out.append(entry)
+        self.finish({"datasets": out, "labels": [lab.name for lab in self.governor.catalog.labels]})
+
+
+class ResolveHandler(GuardHandler):
+    """Which dataset and label govern a path (relative to the server root), URI or table."""
+
+    @web.authenticated
+    @authorized
+    def get(self):
+        args = {kind: self.get_query_argument(kind, None) for kind in (PATH, URI, TABLE)}
+        given = [(k, v) for k, v in args.items() if v]
+        if len(given) != 1:
+            raise web.HTTPError(400, "give exactly one of path=, uri=, table=")
+        kind, value = given[0]
+        try:
+            res = self.governor.catalog.resolve(value, kind)
+        except ValueError as e:
+            raise web.HTTPError(400, str(e)) from e
+        ds = res.dataset
+        self.finish(
+            {
+                "kind": res.kind,
+                "target": res.target,
+                "dataset": ds.name if ds else None,
+                "label": ds.label.name if ds else None,
+                "steward": str(ds.steward) if ds and ds.steward else None,
+                "purposes": list(ds.purposes) if ds else [],
+            }
+        )
+
+
+class DecideHandler(GuardHandler):
+    """Decide (and record) one action of the authenticated user on one target."""
+
+    @web.authenticated
+    @authorized
+    async def post(self):
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError as e:
+            raise web.HTTPError(400, f"body is not JSON: {e}") from e
+        if not isinstance(body, dict):
+            raise web.HTTPError(400, "body must be a JSON object")
+        target = body.get("target")
+        kind = body.get("kind")
+        action = body.get("action", "read")
+        if not isinstance(target, str) or not target:
+            raise web.HTTPError(400, "target (a path, URI or table name) is required")
+        if kind not in (None, PATH, URI, TABLE):
+            raise web.HTTPError(400, "kind must be path, uri or table")
+        if not isinstance(action, str) or not action:
+            raise web.HTTPError(400, f"action must be a name such as {', '.join(ACTIONS)}")
+        context = {k: body.get(k) for k in ("kernel_id", "session_id", "notebook", "cell_id", "msg_id")}
+        if not all(v is None or isinstance(v, str) for v in context.values()):
+            raise web.HTTPError(400, "kernel_id, session_id, notebook, cell_id, msg_id must be strings")
+        who = self.principal()
+        try:
+            decision, record = await self.governor.decide_async(
+                who,
+                target,
+                action,
+                kind=kind,
+                purpose=body.get("purpose") or None,
+                justification=body.get("justification") or None,
+                context=context,
+            )
+        except GuardDenied as e:
+            # fail closed: the decision could not be recorded
+            self.set_status(503)
+            self.finish({**e.decision.to_dict(), "message": str(e), "audit_seq": None})
+            return
+        except ValueError as e:
+            raise web.HTTPError(400, str(e)) from e
+        reply = decision.to_dict()
+        reply["audit_seq"] = record.seq if record else None
+        if not decision.permitted:
+            reply["message"] = decision.message()
+        self.finish(reply)
+
+
+class AuditHandler(GuardHandler):
+    """Query the audit log (stewards only), newest first by default, paged by `after` seq."""
+
+    @web.authenticated
+    @authorized
+    async def get(self):
+        self.require_steward()
+        arg = self.get_query_argument
+        try:
+            limit = min(int(arg("limit", "100")), MAX_PAGE)
+            after = arg("after", None)
+            query = AuditQuery(
+                user=arg("user", None),
+                dataset=arg("dataset", None),
+                label=arg("label", None),
+                decision=arg("decision", None),
+                notebook=arg("notebook", None),
+                event_type=arg("event_type", None),
+                action=arg("action", None),
+                since=_time(arg("since", None)),
+                until=_time(arg("until", None)),
+                after_seq=int(after) if after else None,
+                limit=limit,
+                descending=arg("order", "desc") != "asc",
+            )
+        except ValueError as e:
+            raise web.HTTPError(400, f"bad audit query: {e}") from e
+        records = await asyncio.get_running_loop().run_in_executor(None, self.governor.audit.query, query)
+        rows = [r.to_dict() for r in records]
+        self.finish({"records": rows, "next": rows[-1]["seq"] if len(rows) == limit else None})
+
+
+class AuditVerifyHandler(GuardHandler):
+    """Verify the hash chain (stewards only)."""
+
+    @web.authenticated
+    @authorized
+    async def get(self):
+        self.require_steward()
+        result = await asyncio.get_running_loop().run_in_executor(None, self.governor.audit.verify)
+        self.finish(dataclasses.asdict(result))
+
+
+def _time(value: str | None) -> str | None:
+    if value is None:
+        return None
+    datetime.fromisoformat(value.replace("Z", "+00:00"))  # raises ValueError on nonsense
+    return value
+
+
+default_handlers = [
+    (f"{API}/status", StatusHandler),
+    (f"{API}/catalog", CatalogHandler),
+    (f"{API}/catalog/resolve", ResolveHandler),
+    (f"{API}/decide", DecideHandler),
+    (f"{API}/audit", AuditHandler),
+    (f"{API}/audit/verify", AuditVerifyHandler),
+]
