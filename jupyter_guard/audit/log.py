@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import AuditError, AuditKeyError, AuditUnavailable
 from .chain import (
@@ -39,6 +39,46 @@ from .store import AuditStore
 __all__ = ["AuditLog"]
 
 _STOP = object()
+
+
+class _LoopWaiter(NamedTuple):
+    """An ``append_async`` caller: an asyncio future that lives on its own event loop."""
+
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future
+
+
+def _settle(waiters: list[Any], outcomes: list[tuple[Any, Any]]) -> None:
+    """Hand each caller its record or error.
+
+    Thread callers get theirs directly; asyncio callers are settled with ONE thread-safe
+    callback per loop per batch (not one wake-up per event), which is what lets a few
+    hundred coroutines share a commit cheaply.
+    """
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Any, Any]]] = {}
+    for waiter, (record, error) in zip(waiters, outcomes):
+        if isinstance(waiter, _LoopWaiter):
+            by_loop.setdefault(waiter.loop, []).append((waiter.future, record, error))
+        elif not waiter.cancelled():
+            if error is None:
+                waiter.set_result(record)
+            else:
+                waiter.set_exception(error)
+    for loop, items in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle_on_loop, items)
+        except RuntimeError:  # the caller's loop is closed: nobody is waiting any more
+            pass
+
+
+def _settle_on_loop(items: list[tuple[asyncio.Future, Any, Any]]) -> None:
+    for future, record, error in items:
+        if future.done():  # cancelled while waiting; the event is still logged
+            continue
+        if error is None:
+            future.set_result(record)
+        else:
+            future.set_exception(error)
 
 
 class AuditLog:
@@ -110,9 +150,12 @@ class AuditLog:
     async def append_async(self, event: AuditEvent) -> AuditRecord:
         """Like :meth:`append`, without blocking the event loop."""
         prepared = prepare_event(event)
+        loop = asyncio.get_running_loop()
         if not self.group_commit:
-            return await asyncio.get_running_loop().run_in_executor(None, self.append, event)
-        return await asyncio.wrap_future(self._submit(prepared))
+            return await loop.run_in_executor(None, self.append, event)
+        waiter = _LoopWaiter(loop, loop.create_future())
+        self._enqueue(prepared, waiter)
+        return await waiter.future
 
     def _check_open(self) -> None:
         if self._closed:
@@ -120,10 +163,13 @@ class AuditLog:
 
     def _submit(self, prepared: PreparedEvent) -> Future[AuditRecord]:
         fut: Future[AuditRecord] = Future()
+        self._enqueue(prepared, fut)
+        return fut
+
+    def _enqueue(self, prepared: PreparedEvent, waiter: Any) -> None:
         with self._state_lock:
             self._check_open()
-            self._queue.put((prepared, fut))
-        return fut
+            self._queue.put((prepared, waiter))
 
     def _run(self) -> None:
         q = self._queue
@@ -153,11 +199,13 @@ class AuditLog:
                     break
                 batch.append(nxt)
             expect = len(batch)
-            futures = [f for _, f in batch]
-            for f in futures:
-                f.set_running_or_notify_cancel()  # a cancelled caller's event is still logged
+            waiters = [w for _, w in batch]
+            for w in waiters:
+                if isinstance(w, Future):
+                    w.set_running_or_notify_cancel()  # a cancelled caller's event is still logged
             try:
                 records = self._commit_batch([p for p, _ in batch])
+                outcomes: list[tuple[Any, Any]] = [(r, None) for r in records]
             except BaseException as exc:  # every caller of the batch learns it failed
                 if not isinstance(exc, AuditError):
                     self.log.exception("audit writer failed on a batch of %d", len(batch))
@@ -165,13 +213,8 @@ class AuditLog:
                         f"audit log ({self.store.describe()}) failed to append: "
                         f"{type(exc).__name__}: {exc}"
                     )
-                for f in futures:
-                    if not f.cancelled():
-                        f.set_exception(exc)
-            else:
-                for f, r in zip(futures, records):
-                    if not f.cancelled():
-                        f.set_result(r)
+                outcomes = [(None, exc)] * len(batch)
+            _settle(waiters, outcomes)
             if stop:
                 return
 
