@@ -25,6 +25,7 @@ from .errors import AuditError, CatalogError
 from .governor import Governance, Governor, catalog_fingerprint, empty_governance, load_governance
 from .handlers import default_handlers
 from .paths import default_audit_db, default_audit_dir, default_key_file
+from .policy import Principal
 
 EVENT_SCHEMA_ID = "https://events.jupyter.org/jupyter_guard/audit/v1"
 EVENT_SCHEMA = Path(__file__).parent / "event_schemas" / "audit" / "v1.yaml"
@@ -165,14 +166,19 @@ class GuardApp(ExtensionApp):
             governance = await asyncio.get_running_loop().run_in_executor(
                 None, load_governance, self.catalog_dir, self.root_dir
             )
-        except CatalogError as e:
-            self.log.error("jupyter_guard: catalog edit rejected, still using the last valid catalog:\n%s", e)
+        except Exception as e:  # CatalogError, or anything unexpected: keep what is in force
+            problems = [str(p) for p in e.problems] if isinstance(e, CatalogError) else [repr(e)]
+            self.log.error(
+                "jupyter_guard: catalog edit rejected, still using the last valid catalog:\n%s",
+                "\n".join(problems),
+                exc_info=not isinstance(e, CatalogError),
+            )
             self.last_catalog_error = str(e)
             event = AuditEvent(
                 event_type="catalog_reload",
                 decision="error",
                 target=self.catalog_dir,
-                reasons=tuple(str(p) for p in e.problems[:50]),
+                reasons=tuple(problems[:50]),
             )
         else:
             self.governor.swap(governance)
@@ -217,7 +223,7 @@ class GuardApp(ExtensionApp):
 
     # -- who is asking ---------------------------------------------------------------------
 
-    def principal_for(self, user) -> object:
+    def principal_for(self, user) -> Principal:
         """The policy principal for an authenticated jupyter_server user."""
         source = self.principal_source
         if source == "auto":
@@ -229,7 +235,6 @@ class GuardApp(ExtensionApp):
 
     def is_steward(self, principal) -> bool:
         return bool(set(self.steward_roles) & set(principal.roles))
-
 
 
 def _now() -> str:

@@ -75,6 +75,7 @@ class CatalogHandler(GuardHandler):
     def get(self):
         who = self.principal()
         query = self.get_query_argument("q", "")
+        purpose = self.get_query_argument("purpose", None) or None  # preview under a purpose
         steward = self.guard.is_steward(who)
         policy = self.governor.policy
         out = []
@@ -83,7 +84,8 @@ class CatalogHandler(GuardHandler):
                 continue
             entry = ds.to_dict()
             entry["may"] = {
-                action: policy.decide(who, ds, action).effect for action in ("read", "export", "download")
+                action: policy.decide(who, ds, action, purpose=purpose).effect
+                for action in ("read", "export", "download")
             }
             out.append(entry)
         self.finish({"datasets": out, "labels": [lab.name for lab in self.governor.catalog.labels]})
@@ -138,9 +140,10 @@ class DecideHandler(GuardHandler):
             raise web.HTTPError(400, "kind must be path, uri or table")
         if not isinstance(action, str) or not action:
             raise web.HTTPError(400, f"action must be a name such as {', '.join(ACTIONS)}")
-        context = {k: body.get(k) for k in ("kernel_id", "session_id", "notebook", "cell_id", "msg_id")}
-        if not all(v is None or isinstance(v, str) for v in context.values()):
-            raise web.HTTPError(400, "kernel_id, session_id, notebook, cell_id, msg_id must be strings")
+        strings = ("purpose", "justification", "kernel_id", "session_id", "notebook", "cell_id", "msg_id")
+        if not all(body.get(k) is None or isinstance(body.get(k), str) for k in strings):
+            raise web.HTTPError(400, f"{', '.join(strings)} must be strings")
+        context = {k: body.get(k) for k in strings[2:]}
         who = self.principal()
         try:
             decision, record = await self.governor.decide_async(

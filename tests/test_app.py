@@ -32,6 +32,8 @@ async def test_catalog_lists_what_the_user_may_discover_and_do(fetch_json):
     assert may["patients"]["read"] == "deny"  # redact needs a purpose: without one, deny
     assert may["hr"] == {"read": "redact", "export": "justify", "download": "deny"}
     assert may["clinics"]["read"] == "allow"
+    with_purpose = await fetch_json("jupyter-guard", "api", "catalog", params={"purpose": "treatment-research"})
+    assert {d["name"]: d["may"]["read"] for d in with_purpose["datasets"]}["patients"] == "redact"
     olaf = await fetch_json("jupyter-guard", "api", "catalog", token="tok-olaf")
     assert {d["name"] for d in olaf["datasets"]} == {"clinics", "hr"}  # no discover rule for the rest
     found = await fetch_json("jupyter-guard", "api", "catalog", token="tok-dana", params={"q": "ssn"})
@@ -90,7 +92,8 @@ async def test_researchers_get_403_on_steward_routes(jp_fetch):
 
 
 async def test_bad_decide_requests_get_400(fetch_json):
-    for body in ({}, {"target": 3}, {"target": "x", "kind": "ftp"}, {"target": "x", "cell_id": 5}):
+    for body in ({}, {"target": 3}, {"target": "x", "kind": "ftp"}, {"target": "x", "cell_id": 5},
+                 {"target": "x", "purpose": ["a"]}, [1, 2]):
         with pytest.raises(HTTPClientError) as err:
             await fetch_json("jupyter-guard", "api", "decide", method="POST", body=body)
         assert err.value.code == 400, body
@@ -236,3 +239,23 @@ def test_under_jupyterhub_the_hub_user_and_groups_are_the_principal(guard_app, m
     import getpass
 
     assert guard_app.principal_for(HubUser({"name": "x", "groups": []})).user == getpass.getuser()
+
+
+@pytest.fixture
+def fast_reload(guard_config):
+    guard_config["GuardApp"]["catalog_reload_interval"] = 0.1
+    return guard_config
+
+
+async def test_the_running_server_picks_up_catalog_edits_by_itself(fast_reload, jp_serverapp, guard_app, catalog_dir, fetch_json):
+    # pytest-jupyter does not run extensions' start hooks; a real server does, in _post_start
+    await jp_serverapp.extension_manager.start_all_extensions()
+    assert guard_app._reloader is not None and guard_app._reloader.is_running()
+    more = DATASETS + "  - {name: extra, label: public, steward: S, locations: [extra.csv]}\n"
+    (catalog_dir / "datasets.yaml").write_text(more)
+    for _ in range(100):
+        status = await fetch_json("jupyter-guard", "api", "status")
+        if status["catalog"]["datasets"] == 5:
+            break
+        await asyncio.sleep(0.05)
+    assert status["catalog"]["datasets"] == 5
