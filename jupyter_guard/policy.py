@@ -129,8 +129,8 @@ class Decision:
 
     def message(self) -> str:
         """Who, what, why and who to ask: the text a researcher sees on a denial."""
-        what = f"{self.action} of {self.dataset!r} ({self.label})" if self.dataset else f"{self.action} of {self.target}"
-        text = f"{self.user} may not {what}: " + " ".join(self.reasons)
+        what = f"{self.dataset!r} ({self.label} data)" if self.dataset else str(self.target)
+        text = f"{self.user} may not {self.action} {what}: " + " ".join(self.reasons)
         if self.ask:
             text += f" To ask for access, contact {self.ask}."
         return text

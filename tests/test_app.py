@@ -61,7 +61,7 @@ async def test_decide_records_before_answering_and_stewards_can_query(fetch_json
             "cell_id": "c-7", "msg_id": "m-1"}
     denied = await fetch_json("jupyter-guard", "api", "decide", method="POST", body=body)
     assert denied["effect"] == "deny" and denied["permitted"] is False
-    assert "rita may not read of 'patients' (restricted)" in denied["message"]
+    assert "rita may not read 'patients' (restricted data)" in denied["message"]
     assert "Dana Steward <dana@example.org>" in denied["message"]
     assert isinstance(denied["audit_seq"], int)
     allowed = await fetch_json("jupyter-guard", "api", "decide", method="POST",

@@ -47,7 +47,7 @@ def test_denial_message_says_who_what_why_and_whom_to_ask(gov):
     d = p.decide(p.principal("olaf"), ds(gov, "patients"), "read", target="/x/patients.csv")
     msg = d.message()
     assert d.effect == "deny" and d.rule is None
-    assert msg.startswith("olaf may not read of 'patients' (restricted)")
+    assert msg.startswith("olaf may not read 'patients' (restricted data)")
     assert "no policy rule allows read of restricted data for olaf" in msg
     assert "Dana Steward <dana@example.org>" in msg and d.ask == "Dana Steward <dana@example.org>"
 
