@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from jupyter_server.extension.application import ExtensionApp
+from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
 from tornado.ioloop import PeriodicCallback
 from traitlets import Dict, Enum, Float, List, Type, Unicode, default
 
@@ -23,7 +24,9 @@ from .audit import AuditEvent, AuditLog, AuditStore, SQLiteAuditStore
 from .credentials import KeyringProvider, load_audit_key
 from .errors import AuditError, CatalogError
 from .governor import Governance, Governor, catalog_fingerprint, empty_governance, load_governance
+from .cells import CellTracker, observing_connection_class
 from .handlers import default_handlers
+from .kernels import KernelBindings, install_identity, install_kernel_launch
 from .paths import default_audit_db, default_audit_dir, default_key_file
 from .policy import Principal
 
@@ -98,8 +101,24 @@ class GuardApp(ExtensionApp):
         plain token-authenticated server only knows an anonymous browser identity.""",
     )
 
+    pseudonym_key_file = Unicode(
+        "",
+        config=True,
+        help="""Key of the 'hash' column rule (keyed, salted pseudonyms; the same value gives
+        the same pseudonym for every user, so joins work). Default <audit_dir>/pseudonym.key,
+        created 0600 on first use. Kernels receive it to redact; see the threat model.""",
+    )
+    steward_public_key_file = Unicode(
+        "",
+        config=True,
+        help="""PEM public key of the stewards for the 'encrypt' column rule: kernels encrypt
+        with it, only the holders of the private key can reverse. Empty: 'encrypt' reads fail
+        with a message saying so.""",
+    )
+
     governor: Governor | None = None
     _reloader: PeriodicCallback | None = None
+    _pseudonym_key: bytes | None = None
 
     def initialize_settings(self) -> None:
         try:
@@ -116,6 +135,7 @@ class GuardApp(ExtensionApp):
         self.governor = Governor(governance, audit, extra_roles=self.roles)
         self.serverapp.event_logger.register_event_schema(EVENT_SCHEMA)
         self.governor.on_record.append(self._emit)
+        self._wire_kernels()
         self._fingerprint = catalog_fingerprint(self.catalog_dir) if self.catalog_dir else ()
         self.loaded_at = _now()
         self.last_catalog_error: str | None = None
@@ -194,6 +214,50 @@ class GuardApp(ExtensionApp):
             await self.governor.record_async(event)
         except AuditError as e:
             self.log.error("jupyter_guard: could not record the catalog reload: %s", e)
+
+    # -- kernels ---------------------------------------------------------------------------
+
+    def _wire_kernels(self) -> None:
+        """Bind and guard the kernels this server starts; observe their executions."""
+        self.kernel_bindings = KernelBindings()
+        self.cells = CellTracker(self)
+        install_identity(self)
+        install_kernel_launch(self)
+        base = self.settings.get("kernel_websocket_connection_class") or ZMQChannelsWebsocketConnection
+        self.settings["kernel_websocket_connection_class"] = observing_connection_class(base, self.cells)
+
+    @property
+    def kernel_api_url(self) -> str:
+        """Where kernels reach the guard: loopback when the server listens on all addresses."""
+        app = self.serverapp
+        if app.sock:
+            self.log.warning("jupyter_guard: kernels cannot reach a server on a unix socket; governed reads will fail closed")
+            return ""
+        scheme = "https" if app.certfile else "http"
+        host = app.ip if app.ip not in ("", "0.0.0.0", "*", "::") else "127.0.0.1"  # noqa: S104
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{scheme}://{host}:{app.port}{app.base_url.rstrip('/')}/jupyter-guard/api/kernel"
+
+    def owner_name(self) -> str:
+        return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
+
+    def known_purposes(self) -> list[str]:
+        found = {p for ds in self.governor.catalog.datasets.values() for p in ds.purposes}
+        for rule in self.governor.policy.rules:
+            found.update(rule.purposes)
+        return sorted(found)
+
+    def redaction_keys(self) -> dict:
+        """The pseudonym key (created on first use) and the stewards' public key, for kernels."""
+        if self._pseudonym_key is None:
+            path = self.pseudonym_key_file or os.path.join(self.audit_dir, "pseudonym.key")
+            self._pseudonym_key = load_audit_key(key_file=path, provider=None, key_name="pseudonym-key", create=True)
+        public = ""
+        if self.steward_public_key_file:
+            with open(self.steward_public_key_file, encoding="ascii") as f:
+                public = f.read()
+        return {"pseudonym_key": self._pseudonym_key.hex(), "public_key_pem": public or None}
 
     # -- audit -----------------------------------------------------------------------------
 

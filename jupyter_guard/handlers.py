@@ -19,6 +19,7 @@ from tornado import web
 from . import __version__
 from .audit import AuditQuery
 from .catalog import PATH, TABLE, URI
+from .catalog.loader import NAME_RE
 from .errors import GuardDenied
 from .policy import ACTIONS
 
@@ -212,6 +213,107 @@ class AuditVerifyHandler(GuardHandler):
         self.finish(dataclasses.asdict(result))
 
 
+class KernelHandler(GuardHandler):
+    """Routes for kernels: authenticated by the per-kernel token the server gave the kernel."""
+
+    accepts_kernel_token = True  # read by the wrapped identity provider (jupyter_guard.kernels)
+    kernel_binding = None
+
+    def binding(self):
+        if self.kernel_binding is None:
+            raise web.HTTPError(403, "kernel routes need the kernel token the server gave the kernel")
+        return self.kernel_binding
+
+    def body(self) -> dict:
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError as e:
+            raise web.HTTPError(400, f"body is not JSON: {e}") from e
+        if not isinstance(body, dict):
+            raise web.HTTPError(400, "body must be a JSON object")
+        return body
+
+
+class KernelDecideHandler(KernelHandler):
+    """A kernel asks before returning governed data; the decision is recorded first."""
+
+    @web.authenticated
+    @authorized
+    async def post(self):
+        binding = self.binding()
+        body = self.body()
+        target, kind, action = body.get("target"), body.get("kind"), body.get("action", "read")
+        if not isinstance(target, str) or not target:
+            raise web.HTTPError(400, "target is required")
+        if kind not in (None, PATH, URI, TABLE) or not isinstance(action, str):
+            raise web.HTTPError(400, "kind must be path, uri or table; action a name")
+        for key in ("msg_id", "cell_id", "purpose", "justification"):
+            if body.get(key) is not None and not isinstance(body[key], str):
+                raise web.HTTPError(400, f"{key} must be a string")
+        purpose = body.get("purpose") or binding.purpose
+        context = {
+            "kernel_id": binding.kernel_id,
+            "notebook": binding.notebook,
+            "cell_id": body.get("cell_id"),
+            "msg_id": body.get("msg_id"),
+        }
+        who = self.guard.principal_for(self.current_user)
+        try:
+            decision, record = await self.governor.decide_async(
+                who, target, action, kind=kind, purpose=purpose,
+                justification=body.get("justification") or None, context=context,
+            )
+        except GuardDenied as e:
+            self.set_status(503)
+            self.finish({**e.decision.to_dict(), "message": str(e), "audit_seq": None})
+            return
+        except ValueError as e:
+            raise web.HTTPError(400, str(e)) from e
+        reply = decision.to_dict()
+        reply["audit_seq"] = record.seq if record else None
+        if not decision.permitted:
+            reply["message"] = decision.message()
+        if decision.dataset is not None or not decision.permitted:
+            label = self.governor.catalog.label(decision.label) if decision.label else None
+            self.guard.cells.decided(body.get("msg_id"), {
+                "dataset": decision.dataset, "label": decision.label, "rank": label.rank if label else -1,
+                "effect": decision.effect, "action": action, "target": decision.target,
+                "audit_seq": reply["audit_seq"],
+            })
+        self.finish(reply)
+
+
+class KernelPurposeHandler(KernelHandler):
+    """The purpose declared for this kernel's session (``%guard purpose NAME``)."""
+
+    @web.authenticated
+    @authorized
+    def post(self):
+        binding = self.binding()
+        purpose = self.body().get("purpose")
+        if purpose is not None and (not isinstance(purpose, str) or not NAME_RE.match(purpose)):
+            raise web.HTTPError(400, "purpose must be a name: letters, digits, '_', '.', '-'")
+        binding.purpose = purpose or None
+        self.finish({"purpose": binding.purpose, "known": self.guard.known_purposes()})
+
+    @web.authenticated
+    @authorized
+    def get(self):
+        binding = self.binding()
+        self.finish({"purpose": binding.purpose, "known": self.guard.known_purposes()})
+
+
+class KernelKeysHandler(KernelHandler):
+    """Keys the kernel needs to redact: the pseudonym key and the stewards' public key."""
+
+    @web.authenticated
+    @authorized
+    def get(self):
+        self.binding()
+        keys = self.guard.redaction_keys()
+        self.finish(keys)
+
+
 def _time(value: str | None) -> str | None:
     if value is None:
         return None
@@ -226,4 +328,7 @@ default_handlers = [
     (f"{API}/decide", DecideHandler),
     (f"{API}/audit", AuditHandler),
     (f"{API}/audit/verify", AuditVerifyHandler),
+    (f"{API}/kernel/decide", KernelDecideHandler),
+    (f"{API}/kernel/purpose", KernelPurposeHandler),
+    (f"{API}/kernel/keys", KernelKeysHandler),
 ]

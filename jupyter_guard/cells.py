@@ -1,0 +1,196 @@
+"""One audit record per cell execution that touched governed data, observed on the kernel channel.
+
+The server sees every ``execute_request`` a browser client sends (code, cell id) and every
+``execute_reply`` the kernel sends back, in both websocket protocols. Decisions the kernel
+asked for during the execution are keyed by the request's ``msg_id``. When the reply
+arrives, the tracker writes one ``cell_execution`` record if the cell had governed decisions,
+or if the kernel is unguarded (the guard is not loaded, was unloaded, or the kernel is not
+IPython) — then the server cannot know what the cell touched, so it records every execution.
+
+Whether the guard was active comes from the reply's metadata, which the kernel extension
+stamps (``metadata["jupyter_guard"]``) along with what it redacted (counts, never values).
+That stamp is a sensor: user code could forge it; the decisions themselves are the
+server's own records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .audit import AuditEvent
+from .secret_mask import mask_secrets
+
+log = logging.getLogger(__name__)
+
+V1 = "v1.kernel.websocket.jupyter.org"
+EFFECT_ORDER = {"allow": 0, "redact": 1, "justify": 2, "deny": 3}
+PENDING_TTL = 24 * 3600.0  # seconds an unanswered execute_request is remembered
+
+
+@dataclass
+class Execution:
+    kernel_id: str
+    msg_id: str
+    code: str
+    cell_id: str | None
+    started: float = field(default_factory=time.monotonic)
+    decisions: list[dict] = field(default_factory=list)
+
+
+class CellTracker:
+    """Pending executions by msg_id, and the decisions made during each."""
+
+    def __init__(self, app: Any):
+        self.app = app
+        self.pending: dict[str, Execution] = {}
+        self.early: dict[str, list[dict]] = {}  # decisions that arrived before their request was seen
+
+    def started(self, kernel_id: str, msg_id: str, code: str, cell_id: str | None) -> None:
+        self._expire()
+        ex = Execution(kernel_id, msg_id, code, cell_id)
+        ex.decisions.extend(self.early.pop(msg_id, ()))
+        self.pending[msg_id] = ex
+
+    def decided(self, msg_id: str | None, summary: dict) -> None:
+        if not msg_id:
+            return
+        ex = self.pending.get(msg_id)
+        if ex is not None:
+            ex.decisions.append(summary)
+        else:  # a client that is not a websocket (nbclient, a console) or a race with the request
+            self.early.setdefault(msg_id, []).append(summary)
+
+    def finished(self, msg_id: str, metadata: dict, content: dict) -> None:
+        ex = self.pending.pop(msg_id, None)
+        if ex is None:
+            return
+        report = metadata.get("jupyter_guard") if isinstance(metadata, dict) else None
+        guarded = isinstance(report, dict) and report.get("guarded") is True
+        if guarded and not ex.decisions:
+            return  # a guarded cell that touched no governed data: nothing to record
+        asyncio.ensure_future(self._record(ex, guarded, report if guarded else None, content))
+
+    async def _record(self, ex: Execution, guarded: bool, report: dict | None, content: dict) -> None:
+        binding = self.app.kernel_bindings.by_kernel(ex.kernel_id)
+        notebook = await self._notebook(ex.kernel_id, binding)
+        loop = asyncio.get_running_loop()
+        masked = await loop.run_in_executor(None, mask_secrets, ex.code)
+        worst = max(ex.decisions, key=lambda d: (EFFECT_ORDER.get(d.get("effect"), 0), d.get("rank", -1)), default=None)
+        labelled = [d for d in ex.decisions if d.get("label")]
+        top = max(labelled, key=lambda d: d.get("rank", -1), default=None)
+        principal = self.app.principal_for(binding.user) if binding else None
+        details = {
+            "guarded": guarded,
+            "kernel_language_guardable": bool(binding and binding.guardable),
+            "execution_count": content.get("execution_count"),
+            "status": content.get("status"),
+            "code_sha256": hashlib.sha256(ex.code.encode()).hexdigest(),
+            "code": masked,
+            "datasets": [
+                {k: d.get(k) for k in ("dataset", "label", "effect", "action", "target", "audit_seq")}
+                for d in ex.decisions
+            ],
+        }
+        if report:
+            details["redaction"] = {k: report[k] for k in ("reads",) if k in report}
+        event = AuditEvent(
+            event_type="cell_execution",
+            user=principal.user if principal else None,
+            action="execute",
+            dataset=top.get("dataset") if top else None,
+            label=top.get("label") if top else None,
+            decision=(worst or {}).get("effect") if ex.decisions else ("unguarded" if not guarded else None),
+            reasons=() if guarded else ("the kernel's guard was not active for this execution",),
+            purpose=binding.purpose if binding else None,
+            kernel_id=ex.kernel_id,
+            notebook=notebook,
+            cell_id=ex.cell_id,
+            msg_id=ex.msg_id,
+            details=details,
+        )
+        try:
+            await self.app.governor.record_async(event)
+        except Exception:  # the store is down: the reads themselves already failed closed
+            log.exception("jupyter_guard: could not record cell execution %s", ex.msg_id)
+
+    async def _notebook(self, kernel_id: str, binding: Any) -> str | None:
+        try:
+            sm = self.app.serverapp.session_manager
+            sessions = await sm.list_sessions()
+        except Exception:
+            sessions = []
+        for s in sessions:
+            if (s.get("kernel") or {}).get("id") == kernel_id:
+                return s.get("path")
+        return binding.notebook if binding else None
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for msg_id in [m for m, ex in self.pending.items() if now - ex.started > PENDING_TTL]:
+            del self.pending[msg_id]
+        if len(self.early) > 10_000:
+            self.early.clear()
+
+
+def observing_connection_class(base: type, tracker: CellTracker) -> type:
+    """A subclass of the configured kernel websocket connection that reports executions."""
+
+    class GuardObservedConnection(base):  # type: ignore[misc, valid-type]
+        def handle_incoming_message(self, incoming_msg: Any) -> None:
+            try:
+                self._guard_observe_request(incoming_msg)
+            except Exception:  # observing must never break the kernel channel
+                log.exception("jupyter_guard: could not read an incoming kernel message")
+            return super().handle_incoming_message(incoming_msg)
+
+        def handle_outgoing_message(self, stream: Any, outgoing_msg: Any) -> None:
+            try:
+                self._guard_observe_reply(stream, outgoing_msg)
+            except Exception:
+                log.exception("jupyter_guard: could not read an outgoing kernel message")
+            return super().handle_outgoing_message(stream, outgoing_msg)
+
+        def _guard_observe_request(self, raw: Any) -> None:
+            if self.subprotocol == V1:
+                from jupyter_server.services.kernels.connection.base import deserialize_msg_from_ws_v1
+
+                channel, parts = deserialize_msg_from_ws_v1(raw)
+                if channel != "shell":
+                    return
+                header = self.session.unpack(parts[0])
+                if header.get("msg_type") != "execute_request":
+                    return
+                content = self.session.unpack(parts[3])
+                metadata = self.session.unpack(parts[2])
+            else:
+                if isinstance(raw, bytes):
+                    from jupyter_server.services.kernels.connection.base import deserialize_binary_message
+
+                    msg = deserialize_binary_message(raw)
+                else:
+                    msg = json.loads(raw)
+                if msg.get("channel", "shell") != "shell" or msg.get("header", {}).get("msg_type") != "execute_request":
+                    return
+                header, content, metadata = msg["header"], msg.get("content") or {}, msg.get("metadata") or {}
+            tracker.started(self.kernel_id, header["msg_id"], str(content.get("code", "")), metadata.get("cellId"))
+
+        def _guard_observe_reply(self, stream: Any, msg_list: Any) -> None:
+            channel = stream if isinstance(stream, str) else getattr(stream, "channel", None)
+            if channel != "shell":
+                return
+            _, parts = self.session.feed_identities(msg_list)
+            # parts: signature, header, parent_header, metadata, content, buffers...
+            header = self.session.unpack(parts[1])
+            if header.get("msg_type") != "execute_reply":
+                return
+            parent = self.session.unpack(parts[2])
+            tracker.finished(parent.get("msg_id"), self.session.unpack(parts[3]), self.session.unpack(parts[4]))
+
+    GuardObservedConnection.__name__ = f"GuardObserved{base.__name__}"
+    return GuardObservedConnection

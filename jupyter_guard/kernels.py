@@ -1,0 +1,150 @@
+"""Kernels the server starts: a per-kernel token bound to the user, and the guard loaded in.
+
+When the server starts a kernel it mints a random token bound to that kernel and to the user
+whose request started it, and passes the token and the server's URL in the kernel's
+environment (never through the notebook). IPython kernels also get
+``--IPKernelApp.extra_extensions=jupyter_guard.kernel`` so the guard loads before the first
+cell; both are part of the launch arguments, so manual and automatic restarts keep them.
+Kernels of other languages start unchanged and are observed (and marked unguarded) on the
+kernel channel.
+
+The kernel authenticates its API calls with that token: the server's identity provider is
+wrapped so a valid kernel token on a kernel route yields the bound user, and every other
+request goes to the configured provider (JupyterHub's included) unchanged.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import inspect
+import os
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+TOKEN_HEADER = "X-Jupyter-Guard-Kernel"
+EXTENSION = "jupyter_guard.kernel"
+ENV_URL, ENV_TOKEN, ENV_KERNEL = "JUPYTER_GUARD_URL", "JUPYTER_GUARD_TOKEN", "JUPYTER_GUARD_KERNEL_ID"
+
+#: the user of the request being handled (set by the wrapped identity provider)
+request_user: contextvars.ContextVar[Any] = contextvars.ContextVar("jupyter_guard_request_user", default=None)
+
+
+@dataclass
+class KernelBinding:
+    kernel_id: str
+    user: Any  # the jupyter_server User object of the request that started the kernel
+    guardable: bool  # an IPython kernel that was told to load the guard
+    notebook: str | None = None
+    purpose: str | None = None
+    token_hash: str = field(default="", repr=False)
+
+
+class KernelBindings:
+    """Which user each kernel acts for; looked up by the kernel's token (stored hashed)."""
+
+    def __init__(self) -> None:
+        self._by_token: dict[str, KernelBinding] = {}
+        self._by_kernel: dict[str, KernelBinding] = {}
+
+    def bind(self, kernel_id: str, user: Any, *, guardable: bool, notebook: str | None) -> str:
+        self.unbind(kernel_id)
+        token = secrets.token_urlsafe(32)
+        binding = KernelBinding(kernel_id, user, guardable, notebook, token_hash=_hash(token))
+        self._by_token[binding.token_hash] = binding
+        self._by_kernel[kernel_id] = binding
+        return token
+
+    def unbind(self, kernel_id: str) -> None:
+        old = self._by_kernel.pop(kernel_id, None)
+        if old is not None:
+            self._by_token.pop(old.token_hash, None)
+
+    def by_token(self, token: str | None) -> KernelBinding | None:
+        return self._by_token.get(_hash(token)) if token else None
+
+    def by_kernel(self, kernel_id: str) -> KernelBinding | None:
+        return self._by_kernel.get(kernel_id)
+
+
+def _hash(token: str) -> str:
+    # tokens are 256-bit random: a hash keeps them out of memory dumps and makes lookup constant-time enough
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def is_ipython_kernel(spec: Any) -> bool:
+    argv = " ".join(getattr(spec, "argv", None) or [])
+    return getattr(spec, "language", "").lower() == "python" and ("ipykernel" in argv)
+
+
+def install_kernel_launch(app: Any) -> None:
+    """Wrap the server's kernel manager so new kernels are bound and guarded."""
+    km = app.serverapp.kernel_manager
+    original = km.start_kernel
+
+    async def start_kernel(*args: Any, kernel_id: str | None = None, path: str | None = None, **kwargs: Any) -> str:
+        if kernel_id is not None and kernel_id in km:
+            return await original(*args, kernel_id=kernel_id, path=path, **kwargs)
+        kernel_id = kernel_id or str(uuid.uuid4())
+        name = kwargs.get("kernel_name") or km.default_kernel_name
+        try:
+            spec = km.kernel_spec_manager.get_kernel_spec(name)
+        except Exception:  # unknown spec: let jupyter_server report it its usual way
+            spec = None
+        guardable = spec is not None and is_ipython_kernel(spec)
+        env = dict(kwargs.get("env") or os.environ)
+        notebook = _api_path(env.get("JPY_SESSION_NAME"), app.root_dir)
+        token = app.kernel_bindings.bind(kernel_id, request_user.get(), guardable=guardable, notebook=notebook)
+        env.update({ENV_URL: app.kernel_api_url, ENV_TOKEN: token, ENV_KERNEL: kernel_id})
+        kwargs["env"] = env
+        if guardable:
+            kwargs["extra_arguments"] = [*kwargs.get("extra_arguments", []), f"--IPKernelApp.extra_extensions={EXTENSION}"]
+        try:
+            return await original(*args, kernel_id=kernel_id, path=path, **kwargs)
+        except BaseException:
+            app.kernel_bindings.unbind(kernel_id)
+            raise
+
+    km.start_kernel = start_kernel
+
+
+def _api_path(os_path: str | None, root_dir: str) -> str | None:
+    """The notebook's path as the contents API names it (relative to the server root)."""
+    if not os_path:
+        return None
+    rel = os.path.relpath(os_path, root_dir)
+    return os_path if rel.startswith("..") else rel.replace(os.sep, "/")
+
+
+def install_identity(app: Any) -> None:
+    """Wrap the identity provider: remember each request's user; accept kernel tokens on kernel routes."""
+    provider = app.serverapp.identity_provider
+    original = provider.get_user
+
+    async def get_user(handler: Any) -> Any:
+        token = handler.request.headers.get(TOKEN_HEADER)
+        if token is not None and getattr(handler, "accepts_kernel_token", False):
+            binding = app.kernel_bindings.by_token(token)
+            if binding is None or binding.kernel_id not in app.serverapp.kernel_manager:
+                return None  # a stale or forged kernel token authenticates nobody
+            handler.kernel_binding = binding
+            handler._token_authenticated = True  # header token, like jupyter_server's own: no XSRF
+            user = binding.user or _owner(app)
+        else:
+            user = original(handler)
+            if inspect.isawaitable(user):
+                user = await user
+        request_user.set(user)
+        return user
+
+    provider.get_user = get_user
+
+
+def _owner(app: Any) -> Any:
+    """A kernel started outside any request (e.g. by another extension) acts for the server owner."""
+    from jupyter_server.auth.identity import User
+
+    name = os.environ.get("JUPYTERHUB_USER") or app.owner_name()
+    return User(username=name, name=name)
