@@ -18,15 +18,14 @@ setup() {
   . "$VENV/bin/activate"
   local stamp="$VENV/.jupyter-guard-installed"
   local sources
-  sources=$(cat pyproject.toml package.json yarn.lock | sha256sum | cut -c1-16)
+  sources=$(cat pyproject.toml package.json yarn.lock labextension/src/*.ts | sha256sum | cut -c1-16)
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sources" ] || [ -n "${CI:-}" ]; then
     python -m pip install -q --upgrade pip
     python -m pip install -q -e ".[test]"
     echo "$sources" > "$stamp"
   fi
-  # an editable install builds the labextension in place; link it for JupyterLab
-  jupyter labextension develop --overwrite . >/dev/null
-  jupyter server extension enable --sys-prefix jupyter_guard >/dev/null
+  # pip installed the built labextension and the server-extension config (shared-data),
+  # exactly as a user's `pip install jupyter-guard` does; no `labextension develop` needed
 }
 
 case "${1:-}" in
