@@ -123,44 +123,42 @@ class ResolveHandler(GuardHandler):
 class DecideHandler(GuardHandler):
     """Decide (and record) one action of the authenticated user on one target."""
 
-    @web.authenticated
-    @authorized
-    async def post(self):
+    #: request fields that must be strings when given; the last five are audit context
+    STRINGS = ("purpose", "justification", "kernel_id", "session_id", "notebook", "cell_id", "msg_id")
+
+    def body(self) -> dict:
         try:
             body = json.loads(self.request.body or b"{}")
         except ValueError as e:
             raise web.HTTPError(400, f"body is not JSON: {e}") from e
         if not isinstance(body, dict):
             raise web.HTTPError(400, "body must be a JSON object")
-        target = body.get("target")
-        kind = body.get("kind")
-        action = body.get("action", "read")
-        if not isinstance(target, str) or not target:
+        if not isinstance(body.get("target"), str) or not body["target"]:
             raise web.HTTPError(400, "target (a path, URI or table name) is required")
-        if kind not in (None, PATH, URI, TABLE):
+        if body.get("kind") not in (None, PATH, URI, TABLE):
             raise web.HTTPError(400, "kind must be path, uri or table")
-        if not isinstance(action, str) or not action:
+        if not isinstance(body.get("action", "read"), str) or not body.get("action", "read"):
             raise web.HTTPError(400, f"action must be a name such as {', '.join(ACTIONS)}")
-        strings = ("purpose", "justification", "kernel_id", "session_id", "notebook", "cell_id", "msg_id")
-        if not all(body.get(k) is None or isinstance(body.get(k), str) for k in strings):
-            raise web.HTTPError(400, f"{', '.join(strings)} must be strings")
-        context = {k: body.get(k) for k in strings[2:]}
-        who = self.principal()
+        if not all(body.get(k) is None or isinstance(body[k], str) for k in self.STRINGS):
+            raise web.HTTPError(400, f"{', '.join(self.STRINGS)} must be strings")
+        return body
+
+    async def decide(self, who, body: dict, context: dict, purpose: str | None):
+        """Decide and answer; a decision that cannot be recorded is a 503 denial (fail closed)."""
         try:
             decision, record = await self.governor.decide_async(
                 who,
-                target,
-                action,
-                kind=kind,
-                purpose=body.get("purpose") or None,
+                body["target"],
+                body.get("action", "read"),
+                kind=body.get("kind"),
+                purpose=purpose,
                 justification=body.get("justification") or None,
                 context=context,
             )
         except GuardDenied as e:
-            # fail closed: the decision could not be recorded
             self.set_status(503)
             self.finish({**e.decision.to_dict(), "message": str(e), "audit_seq": None})
-            return
+            return None, None
         except ValueError as e:
             raise web.HTTPError(400, str(e)) from e
         reply = decision.to_dict()
@@ -168,6 +166,14 @@ class DecideHandler(GuardHandler):
         if not decision.permitted:
             reply["message"] = decision.message()
         self.finish(reply)
+        return decision, reply
+
+    @web.authenticated
+    @authorized
+    async def post(self):
+        body = self.body()
+        context = {k: body.get(k) for k in self.STRINGS[2:]}
+        await self.decide(self.principal(), body, context, body.get("purpose") or None)
 
 
 class AuditHandler(GuardHandler):
@@ -224,63 +230,26 @@ class KernelHandler(GuardHandler):
             raise web.HTTPError(403, "kernel routes need the kernel token the server gave the kernel")
         return self.kernel_binding
 
-    def body(self) -> dict:
-        try:
-            body = json.loads(self.request.body or b"{}")
-        except ValueError as e:
-            raise web.HTTPError(400, f"body is not JSON: {e}") from e
-        if not isinstance(body, dict):
-            raise web.HTTPError(400, "body must be a JSON object")
-        return body
 
-
-class KernelDecideHandler(KernelHandler):
-    """A kernel asks before returning governed data; the decision is recorded first."""
+class KernelDecideHandler(KernelHandler, DecideHandler):
+    """A kernel asks before returning governed data; kernel and notebook come from its binding."""
 
     @web.authenticated
     @authorized
     async def post(self):
         binding = self.binding()
         body = self.body()
-        target, kind, action = body.get("target"), body.get("kind"), body.get("action", "read")
-        if not isinstance(target, str) or not target:
-            raise web.HTTPError(400, "target is required")
-        if kind not in (None, PATH, URI, TABLE) or not isinstance(action, str):
-            raise web.HTTPError(400, "kind must be path, uri or table; action a name")
-        for key in ("msg_id", "cell_id", "purpose", "justification"):
-            if body.get(key) is not None and not isinstance(body[key], str):
-                raise web.HTTPError(400, f"{key} must be a string")
-        purpose = body.get("purpose") or binding.purpose
-        context = {
-            "kernel_id": binding.kernel_id,
-            "notebook": binding.notebook,
-            "cell_id": body.get("cell_id"),
-            "msg_id": body.get("msg_id"),
-        }
+        context = {"kernel_id": binding.kernel_id, "notebook": binding.notebook,
+                   "cell_id": body.get("cell_id"), "msg_id": body.get("msg_id")}
         who = self.guard.principal_for(self.current_user)
-        try:
-            decision, record = await self.governor.decide_async(
-                who, target, action, kind=kind, purpose=purpose,
-                justification=body.get("justification") or None, context=context,
-            )
-        except GuardDenied as e:
-            self.set_status(503)
-            self.finish({**e.decision.to_dict(), "message": str(e), "audit_seq": None})
-            return
-        except ValueError as e:
-            raise web.HTTPError(400, str(e)) from e
-        reply = decision.to_dict()
-        reply["audit_seq"] = record.seq if record else None
-        if not decision.permitted:
-            reply["message"] = decision.message()
-        if decision.dataset is not None or not decision.permitted:
+        decision, reply = await self.decide(who, body, context, body.get("purpose") or binding.purpose)
+        if decision is not None and (decision.dataset is not None or not decision.permitted):
             label = self.governor.catalog.label(decision.label) if decision.label else None
             self.guard.cells.decided(body.get("msg_id"), {
                 "dataset": decision.dataset, "label": decision.label, "rank": label.rank if label else -1,
-                "effect": decision.effect, "action": action, "target": decision.target,
+                "effect": decision.effect, "action": decision.action, "target": decision.target,
                 "audit_seq": reply["audit_seq"],
             })
-        self.finish(reply)
 
 
 class KernelPurposeHandler(KernelHandler):
@@ -290,7 +259,10 @@ class KernelPurposeHandler(KernelHandler):
     @authorized
     def post(self):
         binding = self.binding()
-        purpose = self.body().get("purpose")
+        try:
+            purpose = json.loads(self.request.body or b"{}").get("purpose")
+        except (ValueError, AttributeError) as e:
+            raise web.HTTPError(400, "body must be a JSON object with purpose") from e
         if purpose is not None and (not isinstance(purpose, str) or not NAME_RE.match(purpose)):
             raise web.HTTPError(400, "purpose must be a name: letters, digits, '_', '.', '-'")
         binding.purpose = purpose or None
