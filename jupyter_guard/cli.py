@@ -7,6 +7,7 @@ catalog, broken chain), 2 a usage or environment error (missing key, unreadable 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -84,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-launch", action="store_true", help="only create the workspace")
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(func=cmd_demo)
+
+    from .redaction.cli import add_subcommands
+
+    add_subcommands(sub)
     return p
 
 
@@ -221,13 +226,10 @@ def cmd_audit_export(args) -> int:
     from .audit import export_records
 
     log = open_audit_log(args)
-    out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8", newline="")
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(log.close)
+        out = sys.stdout if args.output == "-" else stack.enter_context(open(args.output, "w", encoding="utf-8", newline=""))
         n = export_records(_iter_all(log, args), args.format, out)
-    finally:
-        log.close()
-        if out is not sys.stdout:
-            out.close()
     if args.output != "-":
         print(f"exported {n} records to {args.output}", file=sys.stderr)
     return 0

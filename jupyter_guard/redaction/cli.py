@@ -1,0 +1,245 @@
+"""`jupyter guard scan | redact | classify`: the redaction core on files.
+
+Exit codes: ``scan`` 0 clean, 1 PII found, 2 an error (unreadable file, bad option);
+``redact`` and ``classify`` 0 done, 2 an error. Output never contains a matched value:
+findings carry offsets, reports carry counts.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+from .model import RedactionError
+
+CSV_SUFFIXES = {".csv": ",", ".tsv": "\t"}
+BATCH = 10_000
+
+
+def add_subcommands(subparsers) -> None:
+    """Register scan, redact and classify on the `jupyter guard` argparse subparsers."""
+    scan = subparsers.add_parser("scan", help="find PII in text and CSV files (exit 1 when found)")
+    scan.add_argument("files", nargs="+", metavar="FILE", help="text files; .csv/.tsv are read as tables")
+    scan.add_argument("--json", action="store_true", help="a JSON list of findings (offsets, never values)")
+    _detector_options(scan)
+    scan.set_defaults(func=cmd_scan)
+
+    red = subparsers.add_parser("redact", help="redact a CSV file by column rules and/or free-text scanning")
+    red.add_argument("input", metavar="IN.csv")
+    red.add_argument("-o", "--output", required=True, metavar="OUT.csv")
+    red.add_argument("--rules", default=None, help="YAML with `columns:` as in the catalog (ssn: {entity: US_SSN, rule: mask})")
+    red.add_argument("--scan-all", action="store_true", help="scan every text column no rule names for PII")
+    red.add_argument("--pseudonym-key-file", default=None, help="file holding the key of `hash` rules (>= 16 bytes)")
+    red.add_argument("--public-key-file", default=None, help="stewards' RSA public key (PEM) for `encrypt` rules")
+    red.add_argument("--chunk-rows", type=int, default=100_000)
+    red.add_argument("--json", action="store_true", help="print the report as JSON")
+    _detector_options(red)
+    red.set_defaults(func=cmd_redact)
+
+    cls = subparsers.add_parser("classify", help="propose column classifications; prints a catalog entry to paste")
+    cls.add_argument("file", metavar="FILE.csv")
+    cls.add_argument("--name", default=None, help="dataset name (default: the file name)")
+    cls.add_argument("--sample-rows", type=int, default=200)
+    cls.add_argument("--steward", default=None, help="'Name <email>' to fill in (otherwise left for you to fill)")
+    cls.add_argument("--label", default="confidential")
+    _detector_options(cls, entities=False)
+    cls.set_defaults(func=cmd_classify)
+
+
+def _detector_options(p, entities: bool = True) -> None:
+    p.add_argument("--ner-model", default=None, metavar="NAME",
+                   help="installed spaCy model for PERSON/LOCATION/NRP (e.g. en_core_web_sm); default: patterns only")
+    if entities:
+        p.add_argument("--entities", default=None, metavar="A,B", help="only these entities (e.g. US_SSN,EMAIL_ADDRESS)")
+    p.add_argument("--recognizers", default=None, metavar="YAML", help="a Presidio recognizer-registry YAML")
+
+
+def _err(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+
+
+def _detector(args):
+    from .detector import Detector
+
+    entities = [e.strip() for e in args.entities.split(",") if e.strip()] if getattr(args, "entities", None) else None
+    det = Detector(ner_model=args.ner_model, entities=entities, recognizers_yaml=args.recognizers)
+    if entities:
+        unknown = sorted(set(entities) - det.supported_entities)
+        if unknown:
+            hint = " (PERSON/LOCATION/NRP need --ner-model)" if set(unknown) & {"PERSON", "LOCATION", "NRP"} else ""
+            print(f"warning: not detectable here, ignored: {', '.join(unknown)}{hint}", file=sys.stderr)
+    return det
+
+
+# -- scan ------------------------------------------------------------------------------------
+
+
+def _text_cells(path: Path):
+    with open(path, encoding="utf-8", newline="") as f:
+        for n, line in enumerate(f, 1):
+            yield {"line": n}, line.rstrip("\r\n")
+
+
+def _csv_cells(path: Path):
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.reader(f, delimiter=CSV_SUFFIXES[path.suffix.lower()])
+        header = next(reader, None)
+        if header is None:
+            return
+        for row_no, row in enumerate(reader, 1):
+            for i, cell in enumerate(row):
+                if cell:
+                    col = header[i] if i < len(header) else f"column_{i + 1}"
+                    yield {"row": row_no, "column": col}, cell
+
+
+def scan_file(detector, path: Path):
+    """Yield finding dicts of one file (in batches, so memory stays flat on big files)."""
+    cells = _csv_cells(path) if path.suffix.lower() in CSV_SUFFIXES else _text_cells(path)
+    batch: list = []
+
+    def flush():
+        found = detector.analyze_many([text for _, text in batch])
+        for (loc, _), fs in zip(batch, found):
+            for f in fs:
+                yield {"file": str(path), "location": loc, "entity_type": f.entity_type, "start": f.start,
+                       "end": f.end, "score": round(f.score, 4)}
+        batch.clear()
+
+    for cell in cells:
+        batch.append(cell)
+        if len(batch) >= BATCH:
+            yield from flush()
+    yield from flush()
+
+
+def cmd_scan(args) -> int:
+    try:
+        det = _detector(args)
+    except RedactionError as e:
+        _err(str(e))
+        return 2
+    findings, errors = [], 0
+    for name in args.files:
+        path = Path(name)
+        try:
+            if not path.is_file():
+                raise OSError(f"no such file: {name}" if not path.exists() else f"not a file: {name}")
+            findings.extend(scan_file(det, path))
+        except UnicodeDecodeError:
+            _err(f"cannot read {name}: not UTF-8 text")
+            errors += 1
+        except OSError as e:
+            _err(f"cannot read {name}: {e.strerror or e}" if getattr(e, "strerror", None) else f"cannot read {name}: {e}")
+            errors += 1
+        except csv.Error as e:
+            _err(f"cannot read {name}: {e}")
+            errors += 1
+    if args.json:
+        print(json.dumps(findings, indent=1))
+    else:
+        for f in findings:
+            loc = f["location"]
+            where = f"line {loc['line']}" if "line" in loc else f"row {loc['row']}, column {loc['column']}"
+            print(f"{f['file']}: {where}, chars {f['start']}-{f['end']}: {f['entity_type']} (score {f['score']:.2f})")
+        files = len(args.files) - errors
+        print(f"{len(findings)} finding(s) in {files} file(s)" + (f"; {errors} file(s) unreadable" if errors else ""),
+              file=sys.stderr)
+    if errors:
+        return 2
+    return 1 if findings else 0
+
+
+# -- redact ----------------------------------------------------------------------------------
+
+
+def load_rules(path: str) -> list[dict]:
+    """`columns:` from a rules YAML, or from the only dataset of a catalog datasets file."""
+    import yaml
+
+    with open(path, encoding="utf-8") as f:
+        data = yaml.safe_load(f)
+    if isinstance(data, dict) and "columns" not in data and isinstance(data.get("datasets"), list) \
+            and len(data["datasets"]) == 1:
+        data = data["datasets"][0]
+    if not isinstance(data, dict) or not isinstance(data.get("columns"), dict):
+        raise RedactionError(f"{path}: expected `columns:` mapping column -> {{entity, rule}}")
+    rules = []
+    for col, spec in data["columns"].items():
+        if isinstance(spec, str):
+            spec = {"entity": spec}
+        if not isinstance(spec, dict) or not isinstance(spec.get("entity"), str):
+            raise RedactionError(f"{path}: column {col!r}: expected {{entity: NAME, rule: RULE}}")
+        rules.append({"name": str(col), "entity": spec["entity"], "rule": spec.get("rule")})
+    return rules
+
+
+def _read_key(path: str | None) -> bytes | None:
+    if not path:
+        return None
+    return Path(path).read_bytes().strip()
+
+
+def cmd_redact(args) -> int:
+    import pandas as pd
+
+    from .frame import Redactor
+
+    if not args.rules and not args.scan_all:
+        _err("give --rules FILE and/or --scan-all")
+        return 2
+    try:
+        rules = load_rules(args.rules) if args.rules else []
+        sep = CSV_SUFFIXES.get(Path(args.input).suffix.lower(), ",")
+        df = pd.read_csv(args.input, dtype=str, keep_default_na=False, na_values=[""], sep=sep)
+        if args.scan_all:
+            named = {r["name"] for r in rules}
+            rules += [{"name": str(c), "entity": "FREE_TEXT", "rule": "scan"} for c in df.columns if str(c) not in named]
+        public = Path(args.public_key_file).read_bytes() if args.public_key_file else None
+        needs_detector = any((r.get("rule") or ("scan" if r["entity"] == "FREE_TEXT" else "mask")) == "scan" for r in rules)
+        det = _detector(args) if needs_detector else None
+        red = Redactor(det, pseudonym_key=_read_key(args.pseudonym_key_file), public_key_pem=public)
+        out, report = red.redact_frame(df, rules, chunk_rows=args.chunk_rows)
+        out_sep = CSV_SUFFIXES.get(Path(args.output).suffix.lower(), ",")
+        out.to_csv(args.output, index=False, sep=out_sep)
+    except (OSError, RedactionError, ValueError, pd.errors.ParserError) as e:
+        _err(str(e))
+        return 2
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=1, sort_keys=True))
+        return 0
+    print(f"wrote {args.output}: {report.rows} rows, {report.cells} cells redacted")
+    for col, rule in report.columns.items():
+        print(f"  {col}: {rule}")
+    if report.entity_counts:
+        print("entities: " + ", ".join(f"{e} {n}" for e, n in sorted(report.entity_counts.items())))
+    if report.missing_columns:
+        print("not in the file (ignored): " + ", ".join(report.missing_columns))
+    for key_id, wrapped in report.wrapped_keys.items():
+        print(f"wrapped key {key_id} (keep it for stewards; useless without their private key): {wrapped}")
+    return 0
+
+
+# -- classify --------------------------------------------------------------------------------
+
+
+def cmd_classify(args) -> int:
+    import pandas as pd
+
+    from .classify import catalog_entry, classify_frame
+
+    path = Path(args.file)
+    try:
+        sep = CSV_SUFFIXES.get(path.suffix.lower(), ",")
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], sep=sep, nrows=max(args.sample_rows * 50, 10_000))
+        args.entities = None
+        det = _detector(args)
+        proposal = classify_frame(df, sample_rows=args.sample_rows, detector=det)
+    except (OSError, RedactionError, ValueError, pd.errors.ParserError) as e:
+        _err(f"cannot classify {args.file}: {e}")
+        return 2
+    print(catalog_entry(args.name or path.stem, str(path), proposal, label=args.label, steward=args.steward,
+                        sample_rows=args.sample_rows), end="")
+    return 0
