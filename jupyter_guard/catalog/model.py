@@ -126,6 +126,9 @@ class Catalog:
         else:
             raise ValueError(f"unknown target kind {kind!r} (expected path, uri or table)")
         match = self._indexes[kind].lookup(key)
+        if match is None and kind == PATH and os.path.isdir(key):
+            # a directory itself (a parquet dataset, say) is governed by a `dir/` location
+            match = self._indexes[kind].lookup(key.rstrip("/") + "/")
         if match is None:
             return Resolution(kind, key)
         return Resolution(kind, key, match.item, match.pattern)

@@ -82,6 +82,9 @@ def test_globs_directories_uris_and_tables(world):
     assert catalog.resolve("data/visits/jan.csv").dataset.name == "visits"
     assert catalog.resolve("data/visits/sub/jan.csv").dataset is None  # '*' stays in one directory
     assert catalog.resolve("data/archive/2020/x.csv").dataset.name == "archive"
+    assert catalog.resolve("data/archive").dataset.name == "archive"  # the directory itself
+    assert catalog.resolve("data/archive/2020").dataset.name == "archive"
+    assert catalog.resolve("data/visits").dataset is None  # '*.csv' governs files, not their directory
     assert catalog.resolve("/srv/lake/a/b/part-0001.parquet").dataset.name == "deep"
     assert catalog.resolve("/srv/lake/part-0001.parquet").dataset.name == "deep"  # **/ matches zero dirs
     assert catalog.resolve("s3://bucket/prefix/x.csv").dataset.name == "s3"

@@ -1,0 +1,417 @@
+"""The kernel guard's state: decisions for the running cell, redaction, the cell's report.
+
+One :class:`Guard` per loaded extension. It asks the server for a decision on every read
+target (only the server knows the catalog), caches answers for the duration of one
+execution (keyed by the request's ``msg_id``: the next cell asks again, since policy and
+catalog may have changed), applies the decision (deny -> GuardDenied; redact -> column rules
+through :mod:`jupyter_guard.redaction`; allow -> unchanged), and keeps the per-execution report
+the server reads from the ``execute_reply`` metadata. The report holds names, rules and
+counts — never data values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from typing import Any
+
+from ..errors import GuardDenied
+from .client import GuardClient
+
+log = logging.getLogger("jupyter_guard.kernel")
+
+ENV_NER_MODEL = "JUPYTER_GUARD_NER_MODEL"
+MAX_READS = 200  # report entries per execution; more are counted, not listed
+#: stricter first, when two tables' rules name the same result column
+RULE_STRICTNESS = {"drop": 6, "mask": 5, "replace": 4, "hash": 3, "encrypt": 2, "scan": 1, "keep": 0}
+#: reader arguments that rename or shift columns, so catalog column names may not match
+RENAMING_ARGS = ("names", "header", "skiprows")
+
+_local = threading.local()
+
+#: the loaded extension's parts (shell, guard, hooks, kernel, finish_metadata wrapper)
+STATE: dict[str, Any] = {}
+
+
+def inside() -> bool:
+    """True while this thread runs inside a governed reader or the guard's own machinery."""
+    return getattr(_local, "depth", 0) > 0
+
+
+@contextlib.contextmanager
+def governed():
+    """Mark the thread as inside a governed reader: its own file opens are not checked again."""
+    _local.depth = getattr(_local, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _local.depth -= 1
+
+
+class Guard:
+    def __init__(self, shell: Any):
+        self.shell = shell
+        self.kernel = getattr(shell, "kernel", None)
+        self.client = GuardClient()
+        self.purpose: str | None = None
+        self.justification: str | None = None
+        self.ner_model = os.environ.get(ENV_NER_MODEL) or None
+        self.totals: dict[str, int] = {}
+        self._lock = threading.RLock()
+        self._msg_id: str | None = None
+        self._cache: dict[tuple, dict] = {}
+        self._reads: list[dict] = []
+        self._dropped = 0
+        self._redactor: Any = None
+
+    # -- the current execution -----------------------------------------------------------
+
+    def request_ids(self) -> tuple[str | None, str | None]:
+        """(msg_id, cell_id) of the execute request being handled (None outside one)."""
+        try:
+            parent = self.kernel.get_parent() if self.kernel is not None else None
+        except Exception:
+            parent = None
+        if not isinstance(parent, dict):
+            return None, None
+        header = parent.get("header") or {}
+        metadata = parent.get("metadata") or {}
+        cell_id = metadata.get("cellId") if isinstance(metadata, dict) else None
+        return header.get("msg_id"), cell_id if isinstance(cell_id, str) else None
+
+    def _execution(self) -> tuple[str | None, str | None]:
+        msg_id, cell_id = self.request_ids()
+        if msg_id != self._msg_id:  # a new execution: nothing cached, nothing reported yet
+            self._msg_id = msg_id
+            self._cache = {}
+            self._reads = []
+            self._dropped = 0
+        return msg_id, cell_id
+
+    def reset(self) -> None:
+        """Forget the cache and the report (pre_run_cell; the msg_id check also does this)."""
+        with self._lock:
+            self._msg_id = None
+            self._cache, self._reads, self._dropped = {}, [], 0
+
+    def stamp(self, parent: dict) -> dict:
+        """The ``execute_reply`` metadata for the execution that ``parent`` requested."""
+        msg_id = ((parent or {}).get("header") or {}).get("msg_id")
+        with self._lock:
+            reads = list(self._reads) if msg_id is not None and msg_id == self._msg_id else []
+            dropped = self._dropped if reads else 0
+        out: dict[str, Any] = {"guarded": True, "reads": reads}
+        if dropped:
+            out["reads_not_listed"] = dropped
+        return out
+
+    def report(self, entry: dict) -> None:
+        with self._lock:
+            self._execution()
+            effect = entry.get("effect") or "?"
+            self.totals[effect] = self.totals.get(effect, 0) + 1
+            if len(self._reads) < MAX_READS:
+                self._reads.append(entry)
+            else:
+                self._dropped += 1
+
+    # -- decisions -----------------------------------------------------------------------
+
+    def decide(self, target: str, kind: str | None) -> dict:
+        """The server's decision on reading ``target`` (cached for this execution)."""
+        with self._lock:
+            msg_id, cell_id = self._execution()
+            key = (kind, target, self.purpose)
+            hit = self._cache.get(key)
+            if hit is not None:
+                return hit
+            body = {
+                "target": target, "kind": kind, "action": "read", "msg_id": msg_id or "",
+                "cell_id": cell_id, "purpose": self.purpose,
+            }
+            if self.justification:
+                body["justification"] = self.justification
+            with governed():  # the HTTP call's own imports and file reads are not governed reads
+                decision = self.client.decide(body)
+            if decision.get("effect") == "justify" and decision.get("permitted") and self.justification:
+                self.justification = None  # one justification, one use
+            self._cache[key] = decision
+            return decision
+
+    def decide_all(self, targets: list[tuple[str, str | None]], reader: str) -> list[dict]:
+        """Decide every target; raise GuardDenied (and report it) on the first refusal."""
+        decisions = []
+        for target, kind in targets:
+            decision = self.decide(target, kind)
+            if not decision.get("permitted"):
+                self.report(_entry(decision, reader, target, rows=0))
+                raise GuardDenied(refusal_message(decision), decision=decision)
+            decisions.append((target, decision))
+        return [d for _, d in decisions]
+
+    # -- applying decisions to what a reader returned ------------------------------------
+
+    def apply(self, result: Any, targets: list[tuple[str, str | None]], decisions: list[dict], reader: str,
+              kwargs: dict | None = None, lineage: Any = None) -> Any:
+        """Return what the reader read, redacted where the decisions say so."""
+        governed_ = [(t[0], d) for t, d in zip(targets, decisions) if d.get("dataset")]
+        redacting = [(t, d) for t, d in governed_ if d.get("effect") == "redact"]
+        if not redacting:
+            for target, d in governed_:
+                self.report(_entry(d, reader, target, rows=_rows(result)))
+            return result
+        rules = _merge_rules([d for _, d in redacting])
+        if not rules:
+            for target, d in governed_:
+                entry = _entry(d, reader, target, rows=_rows(result))
+                if d.get("effect") == "redact":
+                    entry["note"] = "redact decision without column rules in the catalog: returned as read"
+                self.report(entry)
+            return result
+        redact = _FrameRedaction(self, rules, reader, governed_, kwargs or {}, lineage)
+        return redact.result(result)
+
+    def redactor(self) -> Any:
+        """The Redactor, built on first use with the server's keys (lazy: Presidio is heavy)."""
+        with self._lock:
+            if self._redactor is None:
+                with governed():  # the guard's own requests and imports are not governed reads
+                    keys = self.client.keys()
+                    from ..redaction import Detector, Redactor
+
+                    pem = keys.get("public_key_pem")
+                    self._redactor = Redactor(
+                        Detector(ner_model=self.ner_model),
+                        pseudonym_key=bytes.fromhex(keys["pseudonym_key"]),
+                        public_key_pem=pem.encode() if pem else None,
+                    )
+            return self._redactor
+
+
+class _FrameRedaction:
+    """Redacts one reader's result (a frame, a dict of frames, or an iterator of chunks)."""
+
+    def __init__(self, guard: Guard, rules: dict[str, dict], reader: str, governed_: list, kwargs: dict, lineage: Any):
+        self.guard, self.rules, self.reader = guard, rules, reader
+        self.governed, self.kwargs, self.lineage = governed_, kwargs, lineage
+        self.derived: dict[str, str] = {}
+        if lineage is not None:
+            from .sql import derived_columns
+
+            self.derived, problems = derived_columns(lineage, set(rules))
+            if problems:
+                self.refuse("it cannot redact this query's result by column name: " + "; ".join(problems)
+                            + ". Select the columns by name (with an alias for any expression)")
+
+    def refuse(self, why: str):
+        first = self.governed[0][1]
+        for target, d in self.governed:
+            self.guard.report(_entry(d, self.reader, target, rows=0, effect="deny",
+                                     note="refused: the result could not be redacted"))
+        raise GuardDenied(
+            f"{first.get('dataset')!r} ({first.get('label')} data) must be redacted before you see it, and "
+            f"jupyter_guard refused this read because {why}. Nothing was returned.",
+            decision=first,
+        )
+
+    def result(self, result: Any) -> Any:
+        pd = _pandas()
+        if pd is not None and isinstance(result, pd.DataFrame):
+            return self.frame(result, report=True)
+        if isinstance(result, dict) and pd is not None and all(isinstance(v, pd.DataFrame) for v in result.values()):
+            return {k: self.frame(v, report=True) for k, v in result.items()}  # read_excel(sheet_name=None)
+        if isinstance(result, list) and pd is not None and all(isinstance(v, pd.DataFrame) for v in result):
+            return [self.frame(v, report=True) for v in result]  # read_html
+        if hasattr(result, "__next__") or hasattr(result, "get_chunk"):
+            for target, d in self.governed:
+                self.guard.report(_entry(d, self.reader, target, rows=None, chunked=True))
+            return RedactingChunks(result, self)
+        self.refuse(f"{self.reader} returned a {type(result).__name__}, and only pandas DataFrames can be "
+                    "redacted; read it as a DataFrame")
+
+    def frame(self, df: Any, *, report: bool) -> Any:
+        columns = self.match(df)
+        try:
+            with governed():
+                out, rep = self.guard.redactor().redact_frame(df, columns)
+        except GuardDenied:
+            raise
+        except Exception as e:  # RedactionError, KeyRequired, anything: never return unredacted data
+            self.refuse(f"redaction failed ({type(e).__name__}: {e})")
+        details = rep.to_dict() if hasattr(rep, "to_dict") else dict(rep)
+        if report:
+            self._report(details)
+        return out
+
+    def match(self, df: Any) -> list[dict]:
+        """The column rules, named as the frame names its columns."""
+        names = [c for c in df.columns]
+        by_lower: dict[str, list] = {}
+        for c in names:
+            if isinstance(c, str):
+                by_lower.setdefault(c.lower(), []).append(c)
+        out, missing = [], []
+        for rule_name, rule in self.rules.items():
+            if rule_name in names:
+                hits = [rule_name]
+            else:
+                hits = by_lower.get(rule_name.lower(), [])  # SQL and spreadsheets vary the case
+            if not hits:
+                missing.append(rule_name)
+            out.extend({**rule, "name": h} for h in hits)
+        for out_name, source in self.derived.items():
+            for h in by_lower.get(out_name, []):
+                if not any(o["name"] == h for o in out):
+                    out.append({**self.rules[source], "name": h})
+        index_names = {str(n).lower() for n in getattr(df.index, "names", []) if n is not None}
+        in_index = sorted(r for r in self.rules if r.lower() in index_names)
+        if in_index:
+            self.refuse(f"the redacted column(s) {', '.join(in_index)} were read into the index "
+                        "(index_col); read without index_col and set the index afterwards")
+        renaming = [a for a in RENAMING_ARGS if a in self.kwargs and not _default_arg(a, self.kwargs[a])]
+        if missing and renaming:
+            self.refuse(f"{'/'.join(renaming)}= renames or shifts columns, so the catalog's column names "
+                        f"({', '.join(missing)}) cannot be found; read with the file's own header row and "
+                        "rename afterwards")
+        self.missing = missing
+        return out
+
+    def _report(self, details: dict) -> None:
+        """One report entry per decision; the redaction's counts go on the first redacting one."""
+        columns = details.get("columns") or {}
+        missing = getattr(self, "missing", [])
+        first = True
+        for target, d in self.governed:
+            entry = _entry(d, self.reader, target, rows=details.get("rows"))
+            if d.get("effect") == "redact":
+                own = {str(c.get("name")).lower() for c in d.get("columns") or ()}
+                entry["columns"] = {c: rule for c, rule in columns.items() if self._source(c) in own}
+                if first:
+                    entry["entity_counts"] = details.get("entity_counts") or {}
+                    entry["cells"] = details.get("cells")
+                    if details.get("wrapped_keys"):
+                        entry["wrapped_keys"] = details["wrapped_keys"]
+                    first = False
+                if [m for m in missing if m.lower() in own]:
+                    entry["missing_columns"] = [m for m in missing if m.lower() in own]
+            self.guard.report(entry)
+
+    def _source(self, column: Any) -> str:
+        """The ruled column a result column's values come from (itself, or through an SQL alias)."""
+        name = str(column).lower()
+        return self.derived.get(name, name)
+
+
+class RedactingChunks:
+    """An iterator of chunks (``chunksize=`` / ``iterator=True``) that redacts each chunk."""
+
+    def __init__(self, inner: Any, redaction: _FrameRedaction):
+        self._inner = inner
+        self._redaction = redaction
+
+    def _one(self, chunk: Any) -> Any:
+        out = self._redaction.frame(chunk, report=False)
+        return out
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self._one(next(self._inner))
+
+    def get_chunk(self, size: int | None = None):
+        return self._one(self._inner.get_chunk(size))
+
+    def read(self, nrows: int | None = None):
+        return self._one(self._inner.read(nrows))
+
+    def __enter__(self):
+        if hasattr(self._inner, "__enter__"):
+            self._inner.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if hasattr(self._inner, "__exit__"):
+            return self._inner.__exit__(*exc)
+        return None
+
+    def close(self) -> None:
+        close = getattr(self._inner, "close", None)
+        if close is not None:
+            close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def _default_arg(name: str, value: Any) -> bool:
+    """True when a renaming argument is given with a value that renames nothing."""
+    if name == "header":
+        return (isinstance(value, str) and value == "infer") or (type(value) is int and value == 0)
+    return value is None or (name == "skiprows" and isinstance(value, int) and value == 0)
+
+
+def _pandas():
+    import sys
+
+    return sys.modules.get("pandas")
+
+
+def _merge_rules(decisions: list[dict]) -> dict[str, dict]:
+    rules: dict[str, dict] = {}
+    for d in decisions:
+        for col in d.get("columns") or ():
+            name = col.get("name")
+            if not isinstance(name, str):
+                continue
+            old = rules.get(name)
+            if old is None or RULE_STRICTNESS.get(col.get("rule"), 9) > RULE_STRICTNESS.get(old.get("rule"), 9):
+                rules[name] = dict(col)
+    return rules
+
+
+def _rows(result: Any) -> int | None:
+    pd = _pandas()
+    if pd is not None and isinstance(result, (pd.DataFrame, pd.Series)):
+        return len(result)
+    if isinstance(result, dict):
+        try:
+            return int(sum(len(v) for v in result.values()))
+        except TypeError:
+            return None
+    height = getattr(result, "height", None) if type(result).__name__ == "DataFrame" else None  # polars
+    if isinstance(height, int):
+        return height
+    num_rows = getattr(result, "num_rows", None)  # pyarrow.Table
+    return num_rows if isinstance(num_rows, int) else None
+
+
+def _entry(decision: dict, reader: str, target: str, *, rows: int | None, effect: str | None = None,
+           **extra: Any) -> dict:
+    entry = {
+        "dataset": decision.get("dataset"),
+        "label": decision.get("label"),
+        "effect": effect or decision.get("effect"),
+        "permitted": bool(decision.get("permitted")) if effect is None else False,
+        "target": decision.get("target") or target,
+        "reader": reader,
+        "rows": rows,
+        "columns": {},
+        "entity_counts": {},
+        "audit_seq": decision.get("audit_seq"),
+    }
+    entry.update({k: v for k, v in extra.items() if v is not None})
+    return entry
+
+
+def refusal_message(decision: dict) -> str:
+    """The server's who/what/why/who-to-ask, plus what to type when a justification would do."""
+    message = decision.get("message") or (
+        f"jupyter_guard refused reading {decision.get('target')}: " + " ".join(decision.get("reasons") or ())
+    )
+    if decision.get("effect") == "justify":
+        message += (' To go ahead, give your reason with %guard justify "why you need this data" '
+                    "and run the cell again; the reason is recorded for the data steward.")
+    return message

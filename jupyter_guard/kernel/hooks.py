@@ -1,0 +1,458 @@
+"""Where reads are intercepted: reader wrappers, the ``open()`` audit hook, a post-import hook.
+
+* **pandas** ``read_csv, read_table, read_parquet, read_json, read_excel, read_feather,
+  read_sql, read_sql_query, read_sql_table`` and the other file readers (``read_fwf,
+  read_pickle, read_xml, read_html, read_stata, read_sas, read_spss, read_orc, read_hdf``) —
+  the ``pandas.<name>`` attributes: decide every target, read, redact the frame when the
+  decision says so.
+* **polars** ``read_csv, read_csv_batched, read_parquet, read_json, read_ndjson, read_ipc,
+  read_excel, read_database, scan_csv, scan_parquet, scan_ndjson, scan_ipc`` and **pyarrow**
+  ``pyarrow.csv.read_csv``, ``pyarrow.parquet.read_table``, when installed: allow and deny work;
+  a *redact* decision is refused with a message (only pandas frames are redacted).
+* **open()**: a ``sys.addaudithook`` hook sees Python-level opens (``open``, ``io.open``,
+  ``os.open``, ``pathlib``...). A read-mode open of a file the catalog governs outside a governed
+  reader is refused unless the decision is *allow* (or a *justify* with a justification
+  given): raw bytes cannot be redacted.
+
+Wrappers are installed when the module is imported — at load time when it already is,
+otherwise by a ``sys.meta_path`` finder that patches the module right after its first
+import (so ``import pandas as pd; pd.read_csv(...)`` in one cell is already guarded). All of
+it is undone on unload, except the audit hook, which Python cannot remove: it is switched off.
+
+Not seen here (see docs/threat-model.md): C/C++/Rust code opening files (pyarrow's and
+polars' own I/O — hence their wrappers — sqlite, h5py), subprocesses, ``os.read`` on a
+descriptor opened elsewhere, and user code that removes the wrappers.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.abc
+import logging
+import os
+import site
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import GuardDenied
+from .guard import Guard, governed, inside, refusal_message
+
+log = logging.getLogger("jupyter_guard.kernel")
+
+ORIGINAL = "__jupyter_guard_original__"
+
+#: pandas reader -> (name of the argument that names what to read, its position)
+PANDAS_FILE_READERS = {
+    "read_csv": ("filepath_or_buffer", 0),
+    "read_table": ("filepath_or_buffer", 0),
+    "read_parquet": ("path", 0),
+    "read_json": ("path_or_buf", 0),
+    "read_excel": ("io", 0),
+    "read_feather": ("path", 0),
+    # beyond the issue's list: the other pandas readers of files, so their reads are decided
+    # (and redacted) here rather than refused by the open() hook or missed (C-level I/O)
+    "read_fwf": ("filepath_or_buffer", 0),
+    "read_pickle": ("filepath_or_buffer", 0),
+    "read_xml": ("path_or_buffer", 0),
+    "read_html": ("io", 0),
+    "read_stata": ("filepath_or_buffer", 0),
+    "read_sas": ("filepath_or_buffer", 0),
+    "read_spss": ("path", 0),
+    "read_orc": ("path", 0),
+    "read_hdf": ("path_or_buf", 0),
+}
+POLARS_FILE_READERS = {
+    name: ("source", 0)
+    for name in ("read_csv", "read_csv_batched", "read_parquet", "read_json", "read_ndjson", "read_ipc",
+                 "read_excel", "scan_csv", "scan_parquet", "scan_ndjson", "scan_ipc")
+}
+PYARROW_READERS = {"pyarrow.csv": {"read_csv": ("input_file", 0)}, "pyarrow.parquet": {"read_table": ("source", 0)}}
+
+#: the open() hook never asks about these (documented in docs/admin-guide.md "Kernel guard")
+SKIP_SUFFIXES = (".py", ".pyc", ".pyo", ".pyi", ".pyd", ".so", ".dylib", ".pth")
+SKIP_DIRS = ("/proc", "/dev", "/sys")
+
+
+def _arg(args: tuple, kwargs: dict, name: str, pos: int) -> Any:
+    return args[pos] if len(args) > pos else kwargs.get(name)
+
+
+def path_target(value: str) -> str:
+    """An absolute spelling of a local path, *without* resolving ``..`` or symlinks.
+
+    ``os.path.abspath`` would collapse ``link/..`` lexically, which can name another file
+    than the OS opens; the server resolves the real path (``realpath``) itself.
+    """
+    value = os.path.expanduser(value)
+    return value if os.path.isabs(value) else os.path.join(os.getcwd(), value)
+
+
+#: readers that also take the document itself as a string, and how such a string starts
+LITERAL_STARTS = {"read_json": ("{", "["), "read_html": ("<",), "read_xml": ("<",)}
+
+
+def targets_of(value: Any, *, literal: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """(target, kind) for what a reader is asked to read: paths, URIs, handles, lists of them."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in targets_of(v, literal=literal)]
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if isinstance(value, bytes):
+        value = os.fsdecode(value)
+    if isinstance(value, str):
+        if literal and value.lstrip().startswith(literal):
+            return []  # the document itself (pandas.read_json('{"a": 1}')), not a path
+        if not value or "\n" in value or len(value) > 4096:
+            return []
+        head = value.split("://", 1)[0].lower() if "://" in value else None
+        if value.lower().startswith("file:"):
+            return [(value, "path")]  # the server turns file: URIs into paths
+        if head is not None:
+            return [(value, "uri")]
+        return [(path_target(value), "path")]
+    name = getattr(value, "name", None)  # an open file handle
+    if isinstance(name, (str, bytes, os.PathLike)):
+        return targets_of(name)
+    return []  # an in-memory buffer: its bytes came from a read that was itself checked
+
+
+MAX_EXPANDED = 1000  # files a directory or glob target may expand to before the read is refused
+_GLOB = ("*", "?", "[")
+
+
+def expand(targets: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Add the files a directory or glob target reads (partitioned parquet, polars globs).
+
+    The catalog governs files; a reader given a directory or a pattern reads the files below
+    or matching it, so each is decided too. Beyond MAX_EXPANDED files the read is refused.
+    """
+    out = list(targets)
+    for target, kind in targets:
+        if kind != "path" or target.lower().startswith("file:"):
+            continue
+        if os.path.isdir(target):
+            found = (os.path.join(d, f) for d, _, files in os.walk(target) for f in sorted(files))
+        elif any(c in target for c in _GLOB) and not os.path.exists(target):
+            import glob
+
+            found = glob.iglob(target, recursive=True)
+        else:
+            continue
+        for n, path in enumerate(found):
+            if n >= MAX_EXPANDED:
+                raise GuardDenied(
+                    f"{target} names more than {MAX_EXPANDED} files, and jupyter_guard checks every file a "
+                    "read touches; read a smaller part (a subdirectory or a narrower pattern)."
+                )
+            if not os.path.isdir(path):
+                out.append((path, "path"))
+    return out
+
+
+# -- wrapping ------------------------------------------------------------------------------
+
+
+class Hooks:
+    """Installs and removes every interception point of one Guard."""
+
+    def __init__(self, guard: Guard):
+        self.guard = guard
+        self.patched: list[tuple[Any, str, Callable]] = []  # (module, attribute, wrapper)
+        self.finder: PostImportFinder | None = None
+        self.active = False
+        self._skip_prefixes: tuple[str, ...] = ()
+
+    # lifecycle
+
+    def install(self) -> None:
+        if self.active:
+            return
+        self.active = True
+        self._skip_prefixes = _skip_prefixes(self.guard.shell)
+        watch = {"pandas": self.patch_pandas, "polars": self.patch_polars,
+                 "pyarrow.csv": self.patch_pyarrow, "pyarrow.parquet": self.patch_pyarrow}
+        for name, patch in watch.items():
+            if name in sys.modules:
+                patch(sys.modules[name])
+        self.finder = PostImportFinder(watch)
+        sys.meta_path.insert(0, self.finder)
+        install_audit_hook()
+        _ACTIVE[0] = self
+
+    def uninstall(self) -> None:
+        if not self.active:
+            return
+        self.active = False
+        if _ACTIVE[0] is self:
+            _ACTIVE[0] = None
+        if self.finder is not None and self.finder in sys.meta_path:
+            sys.meta_path.remove(self.finder)
+        self.finder = None
+        for module, attr, wrapper in reversed(self.patched):
+            if getattr(module, attr, None) is wrapper:  # leave alone what user code replaced since
+                setattr(module, attr, getattr(wrapper, ORIGINAL))
+        self.patched.clear()
+
+    def status(self) -> dict[str, str]:
+        out = {}
+        for mod in ("pandas", "polars", "pyarrow.csv", "pyarrow.parquet"):
+            n = sum(1 for m, _, _ in self.patched if getattr(m, "__name__", "") == mod)
+            idle = "not imported yet (wrapped on import)" if self.active else "off"
+            out[mod] = f"{n} readers wrapped" if n else idle
+        return out
+
+    # patching
+
+    def _wrap(self, module: Any, attr: str, make: Callable[[Callable], Callable]) -> None:
+        original = getattr(module, attr, None)
+        if original is None or getattr(original, ORIGINAL, None) is not None:
+            return  # missing in this version, or already wrapped
+        wrapper = make(original)
+        functools.update_wrapper(wrapper, original)
+        setattr(wrapper, ORIGINAL, original)
+        setattr(module, attr, wrapper)
+        self.patched.append((module, attr, wrapper))
+
+    def _wrap_files(self, module: Any, readers: dict, prefix: str, *, pandas: bool) -> None:
+        for name, (arg, pos) in readers.items():
+            reader = f"{prefix}.{name}"
+            self._wrap(module, name, lambda orig, r=reader, a=arg, p=pos: self._file_reader(orig, r, a, p, pandas))
+
+    def patch_pandas(self, pd: Any) -> None:
+        self._wrap_files(pd, PANDAS_FILE_READERS, "pandas", pandas=True)
+        for name in ("read_sql", "read_sql_query"):
+            self._wrap(pd, name, lambda orig, n=name: self._sql_reader(orig, f"pandas.{n}", "sql", "con", True))
+        self._wrap(pd, "read_sql_table", lambda orig: self._sql_reader(orig, "pandas.read_sql_table", None, "con", True))
+
+    def patch_polars(self, pl: Any) -> None:
+        self._wrap_files(pl, POLARS_FILE_READERS, "polars", pandas=False)
+        self._wrap(pl, "read_database",
+                   lambda orig: self._sql_reader(orig, "polars.read_database", "query", "connection", False))
+
+    def patch_pyarrow(self, module: Any) -> None:
+        self._wrap_files(module, PYARROW_READERS.get(module.__name__, {}), module.__name__, pandas=False)
+
+    # the wrappers
+
+    def _file_reader(self, original: Callable, reader: str, arg: str, pos: int, pandas: bool) -> Callable:
+        guard = self.guard
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            __tracebackhide__ = True  # IPython shows the user's line, not this frame
+            if not self.active or inside():
+                return original(*args, **kwargs)
+            literal = LITERAL_STARTS.get(reader.rsplit(".", 1)[-1], ())
+            targets = targets_of(_arg(args, kwargs, arg, pos), literal=literal)
+            with governed():
+                targets = expand(targets)
+            if not targets:
+                return original(*args, **kwargs)
+            decisions = guard.decide_all(targets, reader)
+            if not pandas:
+                _refuse_non_pandas(guard, targets, decisions, reader)
+            with governed():
+                result = original(*args, **kwargs)
+            return guard.apply(result, targets, decisions, reader, kwargs)
+
+        return wrapper
+
+    def _sql_reader(self, original: Callable, reader: str, sql_arg: str | None, con_arg: str,
+                    pandas: bool) -> Callable:
+        guard = self.guard
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            __tracebackhide__ = True  # IPython shows the user's line, not this frame
+            if not self.active or inside():
+                return original(*args, **kwargs)
+            from .sql import describe_connection, sql_tables, table_name
+
+            con = _arg(args, kwargs, con_arg, 1)
+            with governed():
+                info = describe_connection(con)
+                if sql_arg is None:  # read_sql_table(table_name, con, schema=None)
+                    lineage = None
+                    names = [table_name(_arg(args, kwargs, "table_name", 0), info, kwargs.get("schema"))]
+                else:
+                    lineage = sql_tables(_arg(args, kwargs, sql_arg, 0), info)
+                    names = lineage.targets
+            targets = [(n, "table") for n in names]
+            if not targets:
+                return original(*args, **kwargs)  # reads no table (SELECT 1)
+            decisions = guard.decide_all(targets, reader)
+            if not pandas:
+                _refuse_non_pandas(guard, targets, decisions, reader)
+            with governed():
+                result = original(*args, **kwargs)
+            return guard.apply(result, targets, decisions, reader, kwargs, lineage)
+
+        return wrapper
+
+    # the open() hook
+
+    def on_open(self, args: tuple) -> None:
+        if inside():
+            return
+        try:
+            file, mode, flags = args
+        except (TypeError, ValueError):
+            return
+        if isinstance(file, int):
+            return  # a descriptor opened earlier (and checked then, if by path)
+        if isinstance(flags, int) and (
+            flags & os.O_ACCMODE == os.O_WRONLY  # write-only
+            or flags & os.O_TRUNC  # emptied on open: nothing left to read
+            or (flags & os.O_CREAT and flags & os.O_EXCL)  # a new file (tempfile, mode "x")
+        ):
+            return  # not a read of existing data
+        if isinstance(mode, str) and "r" not in mode and "+" not in mode:
+            return
+        if isinstance(file, bytes):
+            file = os.fsdecode(file)
+        if not isinstance(file, str) or not file:
+            return
+        with governed():  # realpath and the HTTP call may open files themselves
+            target = path_target(file)
+            real = os.path.realpath(target)
+            if real.endswith(SKIP_SUFFIXES) or real.startswith(self._skip_prefixes):
+                return
+            decision = self.guard.decide(target, "path")
+        effect = decision.get("effect")
+        if decision.get("permitted") and (effect == "allow" or effect == "justify"):
+            if decision.get("dataset"):
+                self.guard.report(_open_entry(decision, target))
+            return
+        if decision.get("permitted") and effect == "redact":
+            self.guard.report(_open_entry(decision, target, refused=True))
+            raise GuardDenied(
+                f"{decision.get('dataset')!r} ({decision.get('label')} data) is redacted before you see it, "
+                "and open() hands out raw bytes that cannot be redacted, so this open was refused. "
+                "Read it with pandas (for example pd.read_csv(...)) to get the redacted data.",
+                decision=decision,
+            )
+        self.guard.report(_open_entry(decision, target, refused=True))
+        raise GuardDenied(refusal_message(decision), decision=decision)
+
+
+def _open_entry(decision: dict, target: str, refused: bool = False) -> dict:
+    from .guard import _entry
+
+    return _entry(decision, "open", target, rows=None, effect="deny" if refused else None)
+
+
+def _refuse_non_pandas(guard: Guard, targets: list, decisions: list[dict], reader: str) -> None:
+    from .guard import _entry
+
+    for (target, _), d in zip(targets, decisions):
+        if d.get("effect") == "redact":
+            guard.report(_entry(d, reader, target, rows=0, effect="deny", note="redaction needs a pandas reader"))
+            raise GuardDenied(
+                f"{d.get('dataset')!r} ({d.get('label')} data) must be redacted before you see it, and only "
+                f"pandas DataFrames can be redacted, so {reader} was refused. Read it with pandas "
+                "(pd.read_csv / pd.read_parquet / pd.read_sql ...) and convert the redacted frame if you need to.",
+                decision=d,
+            )
+
+
+def _skip_prefixes(shell: Any) -> tuple[str, ...]:
+    """Directories of Python itself, installed packages and IPython/Jupyter's own state."""
+    dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *SKIP_DIRS}
+    try:
+        dirs.update(site.getsitepackages())
+        dirs.add(site.getusersitepackages())
+    except Exception:
+        pass
+    for getter in (lambda: shell.profile_dir.location, lambda: shell.ipython_dir):
+        try:
+            dirs.add(getter())
+        except Exception:
+            pass
+    try:
+        from jupyter_core.paths import jupyter_runtime_dir
+
+        dirs.add(jupyter_runtime_dir())
+    except Exception:
+        pass
+    # never skip a directory that holds the kernel's working directory or the home directory
+    keep = [os.path.realpath(os.getcwd()) + os.sep, os.path.realpath(os.path.expanduser("~")) + os.sep]
+    out = set()
+    for d in dirs:
+        if not d or not isinstance(d, str):
+            continue
+        real = os.path.realpath(d).rstrip(os.sep) + os.sep
+        if any(k.startswith(real) for k in keep) and real not in (p.rstrip(os.sep) + os.sep for p in SKIP_DIRS):
+            continue
+        out.add(real)
+    return tuple(sorted(out))
+
+
+# -- the audit hook (process-wide, cannot be removed: switched by _ACTIVE) --------------------
+
+_ACTIVE: list[Hooks | None] = [None]
+_AUDIT_HOOK_INSTALLED = [False]
+
+
+def _audit_hook(event: str, args: tuple) -> None:
+    if event != "open":
+        return
+    hooks = _ACTIVE[0]
+    if hooks is not None:
+        hooks.on_open(args)
+
+
+def install_audit_hook() -> None:
+    if not _AUDIT_HOOK_INSTALLED[0]:
+        sys.addaudithook(_audit_hook)
+        _AUDIT_HOOK_INSTALLED[0] = True
+
+
+# -- patch modules right after they are imported ----------------------------------------------
+
+
+class PostImportFinder(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: for a watched module, lets the other finders find it, then runs
+    a callback on the module right after its code has executed."""
+
+    def __init__(self, watch: dict[str, Callable[[Any], None]]):
+        self.watch = watch
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        callback = self.watch.get(fullname)
+        if callback is None:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        spec.loader = _PatchingLoader(spec.loader, callback)
+        return spec
+
+
+class _PatchingLoader(importlib.abc.Loader):
+    def __init__(self, loader: Any, callback: Callable[[Any], None]):
+        self.loader = loader
+        self.callback = callback
+
+    def create_module(self, spec: Any) -> Any:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        # the module keeps its real loader (importlib.resources and friends ask it)
+        if getattr(module, "__loader__", None) is self:
+            module.__loader__ = self.loader
+        spec = getattr(module, "__spec__", None)
+        if spec is not None and spec.loader is self:
+            spec.loader = self.loader
+        self.loader.exec_module(module)
+        try:
+            self.callback(module)
+        except Exception:  # a failed patch must not break the import; open() is still watched
+            log.exception("jupyter_guard: could not wrap the readers of %s", module.__name__)
