@@ -17,7 +17,7 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 
 from . import __version__
-from .audit import AuditQuery
+from .audit import AuditEvent, AuditQuery
 from .catalog import PATH, TABLE, URI
 from .catalog.loader import NAME_RE
 from .errors import GuardDenied
@@ -275,6 +275,44 @@ class KernelPurposeHandler(KernelHandler):
         self.finish({"purpose": binding.purpose, "known": self.guard.known_purposes()})
 
 
+class KernelClassificationHandler(KernelHandler):
+    """A kernel proposes column classifications for ungoverned data it read (policy asked).
+
+    Recorded as a ``classification_proposal`` event for stewards: column names, entity
+    names and shares of sampled values — never the values.
+    """
+
+    MAX_COLUMNS = 500
+
+    @web.authenticated
+    @authorized
+    async def post(self):
+        binding = self.binding()
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError as e:
+            raise web.HTTPError(400, f"body is not JSON: {e}") from e
+        target, proposal = body.get("target"), body.get("proposal")
+        if not isinstance(target, str) or not isinstance(proposal, dict) or len(proposal) > self.MAX_COLUMNS:
+            raise web.HTTPError(400, "target (string) and proposal ({column: {entity, rule, share}}) are required")
+        clean = {}
+        for column, p in proposal.items():
+            if not (isinstance(p, dict) and isinstance(p.get("entity"), str) and isinstance(p.get("rule"), str)
+                    and isinstance(p.get("share", 0), (int, float))):
+                raise web.HTTPError(400, f"proposal for column {column!r} needs entity, rule and share")
+            clean[str(column)[:200]] = {"entity": p["entity"][:64], "rule": p["rule"][:16], "share": float(p.get("share", 0))}
+        res = self.governor.catalog.resolve(target, body.get("kind") if body.get("kind") in (PATH, URI, TABLE) else None)
+        who = self.guard.principal_for(self.current_user)
+        record = await self.governor.record_async(AuditEvent(
+            event_type="classification_proposal", user=who.user, action="classify", target=res.target,
+            dataset=res.dataset.name if res.dataset else None, kernel_id=binding.kernel_id,
+            notebook=binding.notebook, cell_id=body.get("cell_id") if isinstance(body.get("cell_id"), str) else None,
+            msg_id=body.get("msg_id") if isinstance(body.get("msg_id"), str) else None,
+            details={"proposal": clean},
+        ))
+        self.finish({"audit_seq": record.seq})
+
+
 class KernelKeysHandler(KernelHandler):
     """Keys the kernel needs to redact: the pseudonym key and the stewards' public key."""
 
@@ -303,4 +341,5 @@ default_handlers = [
     (f"{API}/kernel/decide", KernelDecideHandler),
     (f"{API}/kernel/purpose", KernelPurposeHandler),
     (f"{API}/kernel/keys", KernelKeysHandler),
+    (f"{API}/kernel/classification", KernelClassificationHandler),
 ]

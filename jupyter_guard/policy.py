@@ -110,6 +110,7 @@ class Decision:
     justification: str | None = None
     permitted: bool = False
     columns: tuple[dict, ...] = ()  # column rules to apply on redact
+    classify: bool = False  # ungoverned data the policy wants classified (proposal for a steward)
 
     def to_dict(self) -> dict:
         return {
@@ -125,6 +126,7 @@ class Decision:
             "ask": self.ask,
             "purpose": self.purpose,
             "columns": list(self.columns),
+            "classify": self.classify,
         }
 
     def message(self) -> str:
@@ -142,6 +144,7 @@ class Policy:
     role_members: Mapping[str, Mapping[str, tuple[str, ...]]]  # role -> {"users": .., "groups": ..}
     unlabeled: str = ALLOW
     no_rule: str = DENY
+    classify_unlabeled: bool = False
     source: str = ""
     warnings: list[Problem] = field(default_factory=list)
 
@@ -172,7 +175,8 @@ class Policy:
         base = dict(action=action, user=who.user, target=target, purpose=purpose)
         if dataset is None:
             return _finish(
-                Decision(effect=self.unlabeled, reasons=("no dataset in the catalog governs this target.",), **base),
+                Decision(effect=self.unlabeled, reasons=("no dataset in the catalog governs this target.",),
+                         classify=self.classify_unlabeled and action == "read", **base),
                 justification,
             )
         base.update(dataset=dataset.name, label=dataset.label.name, ask=str(dataset.steward) if dataset.steward else None)
@@ -249,14 +253,19 @@ def build_policy(sections: list[Section], catalog: Catalog, problems: list[Probl
             entry = {k: tuple(str(v) for v in (members.get(k) or ())) for k in ("users", "groups")}
             roles[str(role)] = entry  # a later definition (the catalog's) replaces the default's
     labels = {label.name: label for label in catalog.labels}
-    settings = {"unlabeled": ALLOW, "no_rule": DENY}
+    settings: dict[str, Any] = {"unlabeled": ALLOW, "no_rule": DENY, "classify_unlabeled": False}
     for sec in (s for s in sections if s.key == "defaults"):
         if not isinstance(sec.value, dict):
-            report.add(sec.file, sec.line, "defaults is a mapping with unlabeled: and no_rule:")
+            report.add(sec.file, sec.line, "defaults is a mapping with unlabeled:, no_rule: and classify_unlabeled:")
             continue
         for key, value in sec.value.items():
-            if key not in settings or value not in EFFECTS:
-                report.add(sec.file, line_of(sec.value, key, sec.line), f"defaults.{key}: expected unlabeled/no_rule set to one of {', '.join(EFFECTS)}")
+            where = line_of(sec.value, key, sec.line)
+            if key == "classify_unlabeled":
+                if not isinstance(value, bool):
+                    report.add(sec.file, where, "defaults.classify_unlabeled must be true or false")
+                    continue
+            elif key not in settings or value not in EFFECTS:
+                report.add(sec.file, where, f"defaults.{key}: expected unlabeled/no_rule set to one of {', '.join(EFFECTS)}")
                 continue
             settings[key] = value
     rules: list[Rule] = []
@@ -275,7 +284,8 @@ def build_policy(sections: list[Section], catalog: Catalog, problems: list[Probl
                 continue
             names[rule.name] = f"{rule.file}:{rule.line}"
             rules.append(rule)
-    return Policy(tuple(rules), roles, settings["unlabeled"], settings["no_rule"], warnings=warnings)
+    return Policy(tuple(rules), roles, settings["unlabeled"], settings["no_rule"], settings["classify_unlabeled"],
+                  warnings=warnings)
 
 
 def _names(spec: Mapping, key: str, file: str, line: int, report: Reporter) -> tuple[str, ...]:

@@ -56,6 +56,10 @@ class GuardClient:
             return reply
         raise GuardDenied(self._failure(status, reply, what="set or read the purpose"))
 
+    def propose(self, body: dict) -> None:
+        """Send a column-classification proposal for ungoverned data (best effort)."""
+        self.request("POST", "classification", body)
+
     def keys(self) -> dict:
         status, reply = self.request("GET", "keys")
         if status == 200 and isinstance(reply, dict) and reply.get("pseudonym_key"):

@@ -157,6 +157,9 @@ class Guard:
               kwargs: dict | None = None, lineage: Any = None) -> Any:
         """Return what the reader read, redacted where the decisions say so."""
         governed_ = [(t[0], d) for t, d in zip(targets, decisions) if d.get("dataset")]
+        for (target, kind), d in zip(targets, decisions):
+            if d.get("classify") and not d.get("dataset"):
+                self.propose_classification(result, target, kind)
         redacting = [(t, d) for t, d in governed_ if d.get("effect") == "redact"]
         if not redacting:
             for target, d in governed_:
@@ -172,6 +175,26 @@ class Guard:
             return result
         redact = _FrameRedaction(self, rules, reader, governed_, kwargs or {}, lineage)
         return redact.result(result)
+
+    def propose_classification(self, result: Any, target: str, kind: str | None) -> None:
+        """The policy asks for ungoverned data to be classified: sample it, propose to a steward.
+
+        Best effort: the read itself was allowed, so a failure here never fails the read.
+        """
+        pd = _pandas()
+        if pd is None or not isinstance(result, pd.DataFrame):
+            return
+        try:
+            with governed():
+                from ..redaction import classify_frame
+
+                proposal = classify_frame(result, sample_rows=200, detector=self.redactor().detector)
+                if proposal:
+                    msg_id, cell_id = self.request_ids()
+                    self.client.propose({"target": target, "kind": kind, "msg_id": msg_id, "cell_id": cell_id,
+                                         "proposal": {c: {k: p[k] for k in ("entity", "rule", "share")} for c, p in proposal.items()}})
+        except Exception:  # noqa: BLE001 - never fail an allowed read over a proposal
+            log.debug("jupyter_guard: classification proposal failed for %s", target, exc_info=True)
 
     def redactor(self) -> Any:
         """The Redactor, built on first use with the server's keys (lazy: Presidio is heavy)."""
