@@ -9,6 +9,8 @@ import os
 import sqlite3
 import textwrap
 
+import subprocess
+
 import pytest
 from conftest import DATASETS, POLICY, write_catalog
 from kernel_client import V1, KernelChannel, auth, running_kernel
@@ -266,6 +268,25 @@ async def test_reads_fail_closed_when_the_audit_log_cannot_record(data, jp_fetch
         res = await k.execute("df = pd.read_csv('data/patients.csv')")
         assert res.error["ename"] == "GuardDenied", res.text
         assert "audit log cannot record" in res.error["evalue"]
+
+
+async def test_reads_fail_closed_when_the_audit_store_is_read_only(data, jp_fetch, jp_ws_fetch, audit_dir):
+    # chattr +i binds root too (tests run as root, where chmod would not); the mmapped -shm
+    # file is left alone: SQLite cannot survive an unwritable shared-memory file
+    frozen = [str(audit_dir / "audit.sqlite"), str(audit_dir / "audit.sqlite-wal")]
+    async with running_kernel(jp_fetch, jp_ws_fetch) as (_, k):
+        await k.execute("%guard purpose treatment-research\nimport pandas as pd")
+        res = await k.execute("print(len(pd.read_csv('data/patients.csv')))")
+        assert res.text.strip() == "3"
+        subprocess.run(["chattr", "+i", *frozen], check=True)
+        try:
+            res = await k.execute("df = pd.read_csv('data/patients.csv')")
+        finally:
+            subprocess.run(["chattr", "-i", *frozen], check=True)
+        assert res.error["ename"] == "GuardDenied", res.text
+        assert "audit log cannot record" in res.error["evalue"] and "audit.sqlite" in res.error["evalue"]
+        res = await k.execute("print('df' in dir())")
+        assert res.text.strip() == "False"  # no data reached the notebook
         res = await k.execute("print('df' in dir())")
         assert res.text.strip() == "False"
 
