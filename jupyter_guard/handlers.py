@@ -42,6 +42,16 @@ class GuardHandler(ExtensionHandlerMixin, APIHandler):
     def principal(self):
         return self.guard.principal_for(self.current_user)
 
+    def json_body(self) -> dict:
+        """The request body as a JSON object, or a 400 saying why not."""
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError as e:
+            raise web.HTTPError(400, f"body is not JSON: {e}") from e
+        if not isinstance(body, dict):
+            raise web.HTTPError(400, "body must be a JSON object")
+        return body
+
     def require_steward(self):
         who = self.principal()
         if not self.guard.is_steward(who):
@@ -127,12 +137,7 @@ class DecideHandler(GuardHandler):
     STRINGS = ("purpose", "justification", "kernel_id", "session_id", "notebook", "cell_id", "msg_id")
 
     def body(self) -> dict:
-        try:
-            body = json.loads(self.request.body or b"{}")
-        except ValueError as e:
-            raise web.HTTPError(400, f"body is not JSON: {e}") from e
-        if not isinstance(body, dict):
-            raise web.HTTPError(400, "body must be a JSON object")
+        body = self.json_body()
         if not isinstance(body.get("target"), str) or not body["target"]:
             raise web.HTTPError(400, "target (a path, URI or table name) is required")
         if body.get("kind") not in (None, PATH, URI, TABLE):
@@ -259,10 +264,7 @@ class KernelPurposeHandler(KernelHandler):
     @authorized
     def post(self):
         binding = self.binding()
-        try:
-            purpose = json.loads(self.request.body or b"{}").get("purpose")
-        except (ValueError, AttributeError) as e:
-            raise web.HTTPError(400, "body must be a JSON object with purpose") from e
+        purpose = self.json_body().get("purpose")
         if purpose is not None and (not isinstance(purpose, str) or not NAME_RE.match(purpose)):
             raise web.HTTPError(400, "purpose must be a name: letters, digits, '_', '.', '-'")
         binding.purpose = purpose or None
@@ -288,10 +290,7 @@ class KernelClassificationHandler(KernelHandler):
     @authorized
     async def post(self):
         binding = self.binding()
-        try:
-            body = json.loads(self.request.body or b"{}")
-        except ValueError as e:
-            raise web.HTTPError(400, f"body is not JSON: {e}") from e
+        body = self.json_body()
         target, proposal = body.get("target"), body.get("proposal")
         if not isinstance(target, str) or not isinstance(proposal, dict) or len(proposal) > self.MAX_COLUMNS:
             raise web.HTTPError(400, "target (string) and proposal ({column: {entity, rule, share}}) are required")
