@@ -518,8 +518,8 @@ def _notebook() -> str:
         md(
             "## Confidential: employees\n"
             "Read redacted: names replaced, e-mails hashed, phones masked, salaries dropped, "
-            "names and e-mails inside `manager_notes` found and redacted. Exporting this "
-            "notebook asks you for a written reason."
+            "names and e-mails inside `manager_notes` found and redacted. The policy asks a "
+            "written reason for exports (export gates arrive in the next release)."
         ),
         code('employees = pd.read_csv("data/employees.csv")\nemployees.head()'),
         md(
@@ -529,8 +529,12 @@ def _notebook() -> str:
             "`%guard` magic, then read."
         ),
         code(
-            "# Declare why you read restricted data (available once the kernel extension lands):\n"
-            f"# %guard purpose {PURPOSE}"
+            "# Without a declared purpose this read is denied, naming the steward to ask:\n"
+            'pd.read_csv("data/patients.csv")'
+        ),
+        code(
+            "# Declare why you read restricted data; it is stamped on every audit record:\n"
+            f"%guard purpose {PURPOSE}"
         ),
         code(
             'patients = pd.read_csv("data/patients.csv")\n'
@@ -545,8 +549,9 @@ def _notebook() -> str:
         code('with open("data/scratch/notes.txt", encoding="utf-8") as f:\n    print(f.read())'),
         md(
             "## Things to try\n"
-            "- Export this notebook (*File → Save and Export Notebook As → HTML*): it holds "
-            "patient data, so the export is denied.\n"
+            "- See what was recorded: `jupyter guard audit query --audit-dir .audit` in a "
+            "terminal (one `decision` per governed read, one `cell_execution` per cell that "
+            "touched governed data).\n"
             "- Become a steward (see `README.md`) and read `data/patients.csv` again: raw data, "
             "and the audit log shows every read above.\n"
             "- Change a label in `catalog/datasets.yaml`: the server reloads the catalog within "

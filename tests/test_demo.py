@@ -274,9 +274,13 @@ def test_notebook_is_valid_and_runs_with_plain_pandas(ws):
     for path in ("data/patients.csv", "data/employees.csv", "data/clinics.csv", "data/visits/2026-01.csv",
                  "data/visits/2026-02.csv", "data/scratch/notes.txt"):
         assert path in sources, path
-    magic = [c for c in code if "%guard purpose treatment-research" in c.source]
-    assert magic and "(available once the kernel extension lands)" in magic[0].source
+    magic = [c for c in code if c.source.splitlines()[-1] == "%guard purpose treatment-research"]
+    assert magic, "the notebook shows how to declare a purpose"
 
+    # the guard's own behaviour is tested through a real server in tests/kernel; here the cells
+    # run with plain pandas, without the %guard magic (no guard is loaded in this kernel)
+    nb.cells = [c for c in nb.cells if c not in magic]
+    code = [c for c in code if c not in magic]
     NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(ws.root)}}).execute()
     errors = [o for c in code for o in c.outputs if o.output_type == "error"]
     assert not errors, errors
