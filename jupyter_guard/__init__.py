@@ -7,7 +7,17 @@ as a Jupyter server extension with a JupyterLab frontend.
 from ._version import __version__
 from .errors import GuardDenied
 
-__all__ = ["GuardDenied", "__version__"]
+__all__ = ["GuardDenied", "__version__", "connect"]
+
+
+def __getattr__(name: str):
+    # ``from jupyter_guard import connect`` in a kernel; imported on first use, so importing
+    # jupyter_guard (the server, the CLI) does not import the kernel side or SQLAlchemy
+    if name == "connect":
+        from .kernel.connect import connect
+
+        return connect
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _jupyter_server_extension_points():

@@ -21,8 +21,15 @@ from traitlets import Dict, Enum, Float, List, Type, Unicode, default
 
 from . import __version__
 from .audit import AuditEvent, AuditLog, AuditStore, SQLiteAuditStore
-from .credentials import KeyringProvider, load_audit_key
-from .errors import AuditError, CatalogError
+from .credentials import (
+    DEFAULT_ENV_PREFIX,
+    CredentialChain,
+    CredentialSettings,
+    KeyringProvider,
+    load_audit_key,
+    secret_variables,
+)
+from .errors import AuditError, CatalogError, CredentialError
 from .governor import Governance, Governor, catalog_fingerprint, empty_governance, load_governance
 from .cells import CellTracker, observing_connection_class
 from .handlers import default_handlers
@@ -125,6 +132,52 @@ class GuardApp(ExtensionApp):
         SSNs, cards, IBANs, IPs, URLs, ...). Passed to kernels at launch.""",
     )
 
+    credential_providers = List(
+        Unicode(),
+        default_value=["file", "env", "keyring"],
+        config=True,
+        help="""Where data-source secrets are looked up, in order: file, env, keyring. The first
+        provider holding the secret's name answers; a provider that fails (locked or corrupt
+        keyring file, wrong password) stops the lookup with an error naming it — nothing falls
+        through silently. A provider whose setting is empty is off.""",
+    )
+    credential_dir = Unicode(
+        "",
+        config=True,
+        help="""Directory with one file per secret (the file name is the secret's name), e.g. a
+        Kubernetes secret mounted read-only. Empty: the file provider is off.""",
+    )
+    credential_env_prefix = Unicode(
+        DEFAULT_ENV_PREFIX,
+        config=True,
+        help="""Environment variables <prefix><NAME> hold secrets (name upper-cased, '.' and '-'
+        as '_'). These variables are removed from the environment of kernels the server starts.""",
+    )
+    credential_keyring_backend = Unicode(
+        "",
+        config=True,
+        help="""Dotted class of the keyring backend holding data-source secrets, e.g.
+        keyrings.alt.file.EncryptedKeyring or keyrings.cryptfile.cryptfile.CryptFileKeyring.
+        Empty: the keyring provider is off. Never the OS default (it may prompt or not exist).""",
+    )
+    credential_keyring_file = Unicode(
+        "",
+        config=True,
+        help="File of a file-based keyring backend. Empty: the backend's own default location.",
+    )
+    credential_keyring_password_env = Unicode(
+        "",
+        config=True,
+        help="""Environment variable holding the password of an encrypted keyring file (from a
+        mounted secret or the service's environment). Removed from kernels' environments.""",
+    )
+    credential_keyring_password_file = Unicode(
+        "",
+        config=True,
+        help="""File holding the password of an encrypted keyring file (e.g. a mounted secret),
+        used when credential_keyring_password_env is empty.""",
+    )
+
     governor: Governor | None = None
     _reloader: PeriodicCallback | None = None
     _pseudonym_key: bytes | None = None
@@ -133,7 +186,8 @@ class GuardApp(ExtensionApp):
         try:
             governance = self._load_governance()
             audit = self._open_audit_log()
-        except (CatalogError, AuditError) as e:
+            self.credentials = self._credential_chain()
+        except (CatalogError, AuditError, CredentialError) as e:
             self.log.critical("jupyter_guard cannot start, so the server will not either:\n%s", e)
             raise SystemExit(1) from e
         except Exception as e:
@@ -150,11 +204,13 @@ class GuardApp(ExtensionApp):
         self.last_catalog_error: str | None = None
         self.settings.update(jupyter_guard=self)
         self.log.info(
-            "jupyter_guard %s: %d datasets from %s, audit in %s",
+            "jupyter_guard %s: %d datasets and %d sources from %s, audit in %s, credentials from %s",
             __version__,
             len(governance.catalog.datasets),
+            len(governance.catalog.sources),
             self.catalog_dir or "(no catalog)",
             audit.store.describe(),
+            ", ".join(self.credentials.names()) or "no provider",
         )
 
     def initialize_handlers(self) -> None:
@@ -224,6 +280,37 @@ class GuardApp(ExtensionApp):
         except AuditError as e:
             self.log.error("jupyter_guard: could not record the catalog reload: %s", e)
 
+    # -- credentials -----------------------------------------------------------------------
+
+    @property
+    def credential_settings(self) -> CredentialSettings:
+        return CredentialSettings(
+            providers=tuple(self.credential_providers),
+            directory=self.credential_dir,
+            env_prefix=self.credential_env_prefix,
+            keyring_backend=self.credential_keyring_backend,
+            keyring_file=self.credential_keyring_file,
+            keyring_password_env=self.credential_keyring_password_env,
+            keyring_password_file=self.credential_keyring_password_file,
+        )
+
+    def _credential_chain(self) -> CredentialChain:
+        """The provider chain; a provider that cannot be used yet is logged, not fatal.
+
+        Unknown provider names and backend classes that do not load stop the server (typos);
+        a keyring file that is locked or missing its password fails each lookup with a
+        message naming it, and works once fixed, without a restart.
+        """
+        chain = CredentialChain.from_settings(self.credential_settings)
+        if self.credential_dir and not os.path.isdir(self.credential_dir):
+            self.log.warning("jupyter_guard: credential_dir %s does not exist (no secrets from files)", self.credential_dir)
+        for provider in chain.providers:
+            try:
+                provider.list_names()
+            except CredentialError as e:
+                self.log.error("jupyter_guard: credential provider not usable yet (lookups through it will fail): %s", e)
+        return chain
+
     # -- kernels ---------------------------------------------------------------------------
 
     def _wire_kernels(self) -> None:
@@ -232,8 +319,25 @@ class GuardApp(ExtensionApp):
         self.cells = CellTracker(self)
         install_identity(self)
         install_kernel_launch(self)
+        self._keep_secrets_out_of_kernels()
         base = self.settings.get("kernel_websocket_connection_class") or ZMQChannelsWebsocketConnection
         self.settings["kernel_websocket_connection_class"] = observing_connection_class(base, self.cells)
+
+    def _keep_secrets_out_of_kernels(self) -> None:
+        """Kernels inherit the server's environment: drop the variables that hold secrets."""
+        km = self.serverapp.kernel_manager
+        original = km.start_kernel
+
+        async def start_kernel(*args, **kwargs):
+            env = dict(kwargs.get("env") or os.environ)
+            drop = secret_variables(self.credential_settings, env)
+            if drop:
+                for name in drop:
+                    del env[name]
+                kwargs["env"] = env
+            return await original(*args, **kwargs)
+
+        km.start_kernel = start_kernel
 
     @property
     def kernel_api_url(self) -> str:

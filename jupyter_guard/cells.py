@@ -11,12 +11,19 @@ Whether the guard was active comes from the reply's metadata, which the kernel e
 stamps (``metadata["jupyter_guard"]``) along with what it redacted (counts, never values).
 That stamp is a sensor: user code could forge it; the decisions themselves are the
 server's own records.
+
+The same connection class masks secrets: every secret value the server handed to a kernel
+(data-source credentials, see ``KernelCredentialHandler``) is replaced by ``***`` in every
+message of that kernel going out to the browser (streams, results, display data, errors,
+replies), so it never reaches the page, the saved notebook or an export made from it. A
+kernel that was handed no secret costs one dictionary lookup per message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import html
 import json
 import logging
 import time
@@ -80,7 +87,8 @@ class CellTracker:
         binding = self.app.kernel_bindings.by_kernel(ex.kernel_id)
         notebook = await self._notebook(ex.kernel_id, binding)
         loop = asyncio.get_running_loop()
-        masked = await loop.run_in_executor(None, mask_secrets, ex.code)
+        known = tuple(binding.secrets) if binding else ()
+        masked = await loop.run_in_executor(None, mask_secrets, ex.code, known)
         worst = max(ex.decisions, key=lambda d: (EFFECT_ORDER.get(d.get("effect"), 0), d.get("rank", -1)), default=None)
         labelled = [d for d in ex.decisions if d.get("label")]
         top = max(labelled, key=lambda d: d.get("rank", -1), default=None)
@@ -138,10 +146,96 @@ class CellTracker:
             self.early.clear()
 
 
+MASK = "***"
+
+
+class SecretMasker:
+    """Replaces a kernel's secret values in outgoing messages; built once per set of secrets."""
+
+    def __init__(self, secrets: frozenset[str]):
+        self.secrets = secrets
+        texts: set[str] = set()
+        for secret in secrets:
+            if secret:
+                texts.update((secret, html.escape(secret), html.escape(secret, quote=False)))
+        #: longest first, so a secret that contains another is replaced whole
+        self.texts = sorted(texts, key=len, reverse=True)
+        raw: set[bytes] = set()
+        for text in self.texts:
+            raw.add(text.encode("utf-8"))
+            raw.add(json.dumps(text, ensure_ascii=False)[1:-1].encode("utf-8"))  # as jupyter_client packs
+            raw.add(json.dumps(text)[1:-1].encode("ascii"))
+        self.raw = sorted(raw, key=len, reverse=True)
+
+    def text(self, value: str) -> str:
+        for secret in self.texts:
+            if secret in value:
+                value = value.replace(secret, MASK)
+        return value
+
+    def obj(self, value: Any) -> Any:
+        """A JSON-like value with every string masked (keys too)."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {self.obj(k) if isinstance(k, str) else k: self.obj(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.obj(v) for v in value]
+        return value
+
+    def part(self, data: Any) -> Any:
+        """One JSON frame of a message (metadata or content) with the secrets masked."""
+        raw = data if isinstance(data, bytes) else bytes(getattr(data, "bytes", data))
+        if not any(form in raw for form in self.raw):
+            return data
+        try:
+            decoded = json.loads(raw)
+        except ValueError:  # not JSON: replace the byte forms where they are
+            for form in self.raw:
+                raw = raw.replace(form, MASK.encode())
+            return raw
+        return json.dumps(self.obj(decoded), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
 def observing_connection_class(base: type, tracker: CellTracker) -> type:
-    """A subclass of the configured kernel websocket connection that reports executions."""
+    """A subclass of the configured kernel websocket connection that reports executions
+    and masks the secrets the server handed to the kernel in what goes out to the client."""
+    if not hasattr(base, "_on_zmq_reply"):
+        log.warning(
+            "jupyter_guard: kernel websocket class %s has no _on_zmq_reply; secrets handed to kernels "
+            "are NOT masked in their outputs", base.__name__,
+        )
 
     class GuardObservedConnection(base):  # type: ignore[misc, valid-type]
+        _guard_masker: SecretMasker | None = None
+
+        def _on_zmq_reply(self, stream: Any, msg_or_parts: Any) -> None:
+            # the one place both protocols pass on their way to the websocket (buffered replays too):
+            # legacy: a deserialized message dict; v1: [header, parent, metadata, content, *buffers]
+            binding = tracker.app.kernel_bindings.by_kernel(self.kernel_id)
+            if binding is not None and binding.secrets:
+                try:
+                    msg_or_parts = self._guard_mask(binding.secrets, msg_or_parts)
+                except Exception:  # never pass a message on unmasked: drop it instead
+                    log.exception("jupyter_guard: could not mask secrets in a kernel message; dropped")
+                    return None
+            return super()._on_zmq_reply(stream, msg_or_parts)
+
+        def _guard_mask(self, secrets: set[str], msg: Any) -> Any:
+            masker = self._guard_masker
+            if masker is None or masker.secrets != secrets:
+                masker = self._guard_masker = SecretMasker(frozenset(secrets))
+            if isinstance(msg, dict):
+                for key in ("content", "metadata"):
+                    if key in msg:
+                        msg[key] = masker.obj(msg[key])
+                return msg
+            parts = list(msg)
+            for i in (2, 3):  # metadata, content
+                if i < len(parts):
+                    parts[i] = masker.part(parts[i])
+            return parts
+
         def handle_incoming_message(self, incoming_msg: Any) -> None:
             try:
                 self._guard_observe_request(incoming_msg)

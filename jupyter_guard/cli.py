@@ -1,4 +1,4 @@
-"""`jupyter guard ...`: catalog validation, audit verify/query/export, and the demo.
+"""`jupyter guard ...`: catalog validation, audit verify/query/export, credentials, and the demo.
 
 Uses the same core as the server (no server needed). Exit codes: 0 ok, 1 a finding (invalid
 catalog, broken chain), 2 a usage or environment error (missing key, unreadable store).
@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 from . import __version__
-from .errors import AuditError, CatalogError
+from .errors import AuditError, CatalogError, CredentialError
 
 QUERY_FIELDS = ("user", "dataset", "label", "decision", "notebook", "event_type", "action")
 
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
-    except AuditError as e:
+    except (AuditError, CredentialError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `jupyter guard audit query | head`
@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("-o", "--output", default="-", help="file (default: stdout)")
     ex.set_defaults(func=cmd_audit_export)
 
+    add_credentials_commands(sub)
+
     demo = sub.add_parser("demo", help="make a synthetic workspace and open JupyterLab on it")
     demo.add_argument("--dir", default=None, help="workspace directory (default: a new temporary one)")
     demo.add_argument("--port", type=int, default=None)
@@ -110,7 +112,8 @@ def cmd_catalog_validate(args) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     s = gov.catalog.summary()
     by_label = ", ".join(f"{n} {lab}" for lab, n in s["datasets_by_label"].items())
-    print(f"OK: {s['datasets']} datasets ({by_label}), {len(gov.policy.rules)} policy rules")
+    sources = f", {s['sources']} data sources" if s["sources"] else ""
+    print(f"OK: {s['datasets']} datasets ({by_label}), {len(gov.policy.rules)} policy rules{sources}")
     return 0
 
 
@@ -232,6 +235,126 @@ def cmd_audit_export(args) -> int:
         n = export_records(_iter_all(log, args), args.format, out)
     if args.output != "-":
         print(f"exported {n} records to {args.output}", file=sys.stderr)
+    return 0
+
+
+# -- credentials -----------------------------------------------------------------------------
+
+
+def add_credentials_commands(sub) -> None:
+    from .credentials import DEFAULT_ENV_PREFIX
+
+    cred = sub.add_parser("credentials", help="store, list and delete data-source secrets (never shows values)")
+    csub = cred.add_subparsers(title="credentials commands", metavar="COMMAND")
+    chain = argparse.ArgumentParser(add_help=False)
+    g = chain.add_argument_group("providers (mirror the server's c.GuardApp.credential_* settings)")
+    g.add_argument("--providers", default="file,env,keyring", help="as c.GuardApp.credential_providers, comma-separated (default: %(default)s)")
+    g.add_argument("--credential-dir", default="", help="as c.GuardApp.credential_dir (file provider directory)")
+    g.add_argument("--env-prefix", default=DEFAULT_ENV_PREFIX, help="as c.GuardApp.credential_env_prefix (default: %(default)s)")
+    g.add_argument("--keyring-backend", default="", help="as c.GuardApp.credential_keyring_backend (dotted class)")
+    g.add_argument("--keyring-file", default="", help="as c.GuardApp.credential_keyring_file")
+    g.add_argument("--keyring-password-env", default="", help="as c.GuardApp.credential_keyring_password_env")
+    g.add_argument("--keyring-password-file", default="", help="as c.GuardApp.credential_keyring_password_file")
+
+    st = csub.add_parser("set", parents=[chain], help="store a secret read from a file or stdin (never a prompt)")
+    st.add_argument("name", help="secret name (a source's `credential:` in the catalog)")
+    st.add_argument("--provider", choices=("keyring", "file"), default=None,
+                    help="where to store it (default: the first of keyring/file in the provider order that is on)")
+    st.add_argument("--value-file", default="-", help="file holding the value, or - for stdin (default); "
+                    "one trailing newline is dropped")
+    st.set_defaults(func=cmd_credentials_set)
+    ls = csub.add_parser("list", parents=[chain], help="secret names and the providers holding them (never values)")
+    ls.set_defaults(func=cmd_credentials_list)
+    dl = csub.add_parser("delete", parents=[chain], help="delete a secret from the writable providers holding it")
+    dl.add_argument("name")
+    dl.add_argument("--provider", choices=("keyring", "file"), default=None, help="only from this provider")
+    dl.set_defaults(func=cmd_credentials_delete)
+
+
+def _credential_chain(args):
+    from .credentials import CredentialChain, CredentialSettings
+
+    settings = CredentialSettings(
+        providers=tuple(p.strip() for p in args.providers.split(",") if p.strip()),
+        directory=args.credential_dir,
+        env_prefix=args.env_prefix,
+        keyring_backend=args.keyring_backend,
+        keyring_file=args.keyring_file,
+        keyring_password_env=args.keyring_password_env,
+        keyring_password_file=args.keyring_password_file,
+    )
+    return CredentialChain.from_settings(settings)
+
+
+def _read_value(path: str) -> str:
+    if path == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            raise CredentialError("pipe the value on standard input or give --value-file PATH; "
+                                  "jupyter guard never prompts on a terminal")
+        value = sys.stdin.read()
+    else:
+        try:
+            with open(path, encoding="utf-8") as f:
+                value = f.read()
+        except (OSError, UnicodeDecodeError) as e:
+            raise CredentialError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+    value = value.removesuffix("\n").removesuffix("\r")
+    if not value:
+        raise CredentialError("the value is empty; refusing to store an empty secret")
+    return value
+
+
+def cmd_credentials_set(args) -> int:
+    chain = _credential_chain(args)
+    kind = args.provider or next((p.kind for p in chain.providers if p.kind in ("keyring", "file")), None)
+    if kind is None:
+        raise CredentialError("no writable provider is on: give --keyring-backend or --credential-dir "
+                              "(as c.GuardApp.credential_keyring_backend / credential_dir)")
+    provider = chain.provider(kind)
+    value = _read_value(args.value_file)
+    provider.set(args.name, value)
+    where = next(p.name for p in chain.providers if p.kind == kind)  # as `list` names it
+    print(f"stored secret {args.name!r} in {where}")
+    holders = chain.holders().get(args.name, [])
+    if holders and holders[0] != where:
+        print(f"warning: {holders[0]} comes earlier in the provider order and also holds {args.name!r}; "
+              "lookups get that one", file=sys.stderr)
+    return 0
+
+
+def cmd_credentials_list(args) -> int:
+    chain = _credential_chain(args)
+    holders = chain.holders()
+    if not holders:
+        print(f"no secrets in: {', '.join(chain.names()) or 'no provider is on'}")
+    width = max((len(n) for n in holders), default=0)
+    for name, where in holders.items():
+        shadowed = f"  (also in: {', '.join(where[1:])}; not used)" if len(where) > 1 else ""
+        print(f"{name:<{width}}  {where[0]}{shadowed}")
+    for off in chain.off:
+        print(f"off: {off}", file=sys.stderr)
+    return 0
+
+
+def cmd_credentials_delete(args) -> int:
+    from .credentials import EnvProvider
+
+    chain = _credential_chain(args)
+    kinds = [args.provider] if args.provider else [p.kind for p in chain.providers if p.kind in ("keyring", "file")]
+    deleted = []
+    for kind in kinds:
+        provider = chain.provider(kind)
+        if args.name in provider.list_names():
+            provider.delete(args.name)
+            deleted.append(provider.name)
+    for p in chain.providers:
+        if isinstance(p, EnvProvider) and p.get(args.name) is not None:
+            print(f"note: {args.name!r} is still set in the environment ({p.variable(args.name)}; read-only)", file=sys.stderr)
+    if not deleted:
+        print(f"error: no writable provider holds {args.name!r} ({', '.join(chain.names()) or 'no provider is on'})",
+              file=sys.stderr)
+        return 1
+    print(f"deleted secret {args.name!r} from {', '.join(deleted)}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Secret providers: where the audit key (and later data-source credentials) come from.
+"""Secret providers: where the audit key and data-source credentials come from.
 
 Nothing here ever prompts. A provider either answers, says it does not know the name
 (``None``), or raises :class:`~jupyter_guard.errors.CredentialError` with a message that says
@@ -8,28 +8,38 @@ what to configure. Messages and logs name secrets, never their values.
   (there is no OS keyring on a headless server, and the default backend may prompt or fail).
 * :class:`EnvProvider` - environment variables with a prefix (read-only).
 * :class:`FileProvider` - one file per secret in a directory (Kubernetes mounted secrets).
+* :class:`CredentialChain` - data-source secrets looked up through providers in a configured
+  order; a provider that fails stops the lookup (never a silent fall-through), nothing is
+  cached, so a secret rotated in its provider is used by the next lookup.
 * :func:`load_audit_key` - the HMAC key of the audit log, from a key file or a provider.
 """
 
 from __future__ import annotations
 
+import configparser
 import importlib
 import json
 import os
 import re
 import secrets
 import stat
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import AuditKeyError, CredentialError
 
 __all__ = [
     "AUDIT_KEY_BYTES",
+    "PROVIDER_KINDS",
+    "CredentialChain",
+    "CredentialSettings",
     "EnvProvider",
     "FileProvider",
     "KeyringProvider",
     "SecretProvider",
     "load_audit_key",
+    "secret_variables",
 ]
 
 AUDIT_KEY_BYTES = 32
@@ -49,6 +59,7 @@ class SecretProvider:
     """Where secrets live. ``get`` returns ``None`` for an unknown name."""
 
     name = "secrets"
+    kind = "secrets"  # short name: file | env | keyring
 
     def get(self, name: str) -> str | None:
         raise NotImplementedError
@@ -93,7 +104,8 @@ class KeyringProvider(SecretProvider):
     ``keyrings.alt.file.EncryptedKeyring``. Backends that unlock with a password
     (``keyring_key``: the encrypted-file backends of keyrings.alt and keyrings.cryptfile) need
     ``password``; without it this refuses, because they would otherwise prompt on a terminal.
-    ``file_path`` sets where a file backend keeps its data. The backend instance is held here
+    ``file_path`` sets where a file backend keeps its data; with ``create=False`` a missing
+    encrypted file is left missing (the provider then holds nothing). The backend instance is held here
     and used directly: the process-wide ``keyring.set_keyring`` default is left alone, so other
     code in the process (and this provider) cannot change each other's backend.
     ``keyring.backends.fail.Keyring`` (no keyring available) is refused.
@@ -106,6 +118,7 @@ class KeyringProvider(SecretProvider):
         service: str = "jupyter-guard",
         password: str | None = None,
         file_path: str | None = None,
+        create: bool = True,
         **backend_options: Any,
     ):
         import keyring.backend
@@ -121,6 +134,7 @@ class KeyringProvider(SecretProvider):
                 "or use a FileProvider / EnvProvider"
             )
         self.backend_name = backend
+        self.kind = "keyring"
         self.name = f"keyring ({backend})"
         self.service = service
         try:
@@ -136,10 +150,12 @@ class KeyringProvider(SecretProvider):
             if not password:
                 raise CredentialError(
                     f"keyring backend {backend!r} is unlocked with a password and would prompt "
-                    "for it; jupyter_guard never prompts: pass password=..."
+                    "for it; jupyter_guard never prompts: pass password=... (server: "
+                    "c.GuardApp.credential_keyring_password_env or _password_file; CLI: "
+                    "--keyring-password-env)"
                 )
             self._backend.keyring_key = password
-            self._check_password()
+            self._check_password(create)
 
     def _prompted(self) -> CredentialError:
         return CredentialError(
@@ -147,32 +163,81 @@ class KeyringProvider(SecretProvider):
             "never prompts: configure it non-interactively (e.g. pass password=...)"
         )
 
+    @property
+    def file_path(self) -> str | None:
+        return getattr(self._backend, "file_path", None)
+
+    def _check_readable(self) -> None:
+        """A keyring file that exists must be readable: file backends read it with
+        ``configparser.read``, which silently skips a file it cannot open (a lookup would then
+        find nothing and fall through to the next provider instead of failing)."""
+        path = self.file_path
+        if not path or not os.path.lexists(path):
+            return
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise CredentialError(
+                f"{self.name}: cannot read the keyring file {path}: {exc.strerror or type(exc).__name__}"
+            ) from None
+
     def _call(self, what: str, fn: Any, *args: Any) -> Any:
+        """Call the backend; any failure becomes one CredentialError naming this provider.
+
+        Messages never quote the backend's own text for parse errors: a parser quotes the
+        offending line of the file, which may hold a secret.
+        """
         import keyring.errors
 
+        self._check_readable()
         try:
             return fn(*args)
         except EOFError:
             raise self._prompted() from None
+        except (configparser.Error, UnicodeDecodeError) as exc:
+            line = getattr(exc, "lineno", None)
+            at = f" near line {line}" if line else ""
+            raise CredentialError(
+                f"{self.name}: cannot {what}: the keyring file {self.file_path} is corrupt (not a "
+                f"keyring file{at}); restore it or create it anew with `jupyter guard credentials set`"
+            ) from None
         except keyring.errors.KeyringError as exc:
             raise CredentialError(f"{self.name}: cannot {what}: {exc}") from None
-        except (ValueError, OSError) as exc:
-            raise CredentialError(f"{self.name}: cannot {what}: {exc}") from None
+        except OSError as exc:
+            raise CredentialError(f"{self.name}: cannot {what}: {exc.strerror or type(exc).__name__}") from None
+        except Exception as exc:  # noqa: BLE001 - decryption and format failures of any backend
+            raise CredentialError(
+                f"{self.name}: cannot {what}: the backend failed ({type(exc).__name__}); the keyring "
+                f"file {self.file_path} is corrupt or was encrypted with another password"
+            ) from None
 
     _REF = ("keyring-setting", "password reference", "password reference value")
 
-    def _check_password(self) -> None:
+    def _check_password(self, create: bool = True) -> None:
         """Encrypted file backends: check the password, or initialise a new file with it."""
         service, user, value = self._REF
-        path = getattr(self._backend, "file_path", None)
-        if path and os.path.exists(path):
+        path = self.file_path
+        self._check_readable()
+        if path and os.path.exists(path) and os.path.getsize(path) > 0:
             try:
                 ref = self._backend.get_password(service, user)
+            except (configparser.Error, UnicodeDecodeError):
+                raise CredentialError(
+                    f"{self.name}: the keyring file {path} is corrupt (not a keyring file)"
+                ) from None
+            except OSError as exc:
+                raise CredentialError(f"{self.name}: cannot read the keyring file {path}: {exc.strerror}") from None
             except Exception:  # noqa: BLE001 - a wrong password garbles decryption any way
-                ref = None
+                raise CredentialError(f"{self.name}: wrong password for the keyring file {path}") from None
+            if ref is None:
+                raise CredentialError(
+                    f"{self.name}: the keyring file {path} has no password reference: it is corrupt "
+                    "or was written by another backend"
+                )
             if ref != value:
                 raise CredentialError(f"{self.name}: wrong password for the keyring file {path}")
-        else:
+        elif create:
             self._call(
                 "initialise the keyring file", self._backend.set_password, service, user, value
             )
@@ -235,7 +300,10 @@ class EnvProvider(SecretProvider):
     """
 
     def __init__(self, prefix: str = "JUPYTER_GUARD_SECRET_", environ: Any = None):
+        if not prefix:
+            raise CredentialError("the environment secret prefix must not be empty")
         self.prefix = prefix
+        self.kind = "env"
         self.name = f"environment ({prefix}*)"
         self._environ = os.environ if environ is None else environ
 
@@ -261,6 +329,7 @@ class FileProvider(SecretProvider):
 
     def __init__(self, directory: str):
         self.directory = os.path.abspath(os.path.expanduser(directory))
+        self.kind = "file"
         self.name = f"files ({self.directory})"
 
     def _path(self, name: str) -> str:
@@ -317,6 +386,184 @@ class FileProvider(SecretProvider):
             and not e.endswith(".tmp")
             and os.path.isfile(os.path.join(self.directory, e))
         )
+
+
+# --------------------------------------------------------------------------- the chain
+
+#: provider kinds of a credential chain, as named in c.GuardApp.credential_providers
+PROVIDER_KINDS = ("file", "env", "keyring")
+DEFAULT_ENV_PREFIX = "JUPYTER_GUARD_SECRET_"
+
+
+@dataclass(frozen=True)
+class CredentialSettings:
+    """Where data-source secrets live: the c.GuardApp.credential_* traits (and the CLI flags)."""
+
+    providers: Sequence[str] = PROVIDER_KINDS
+    directory: str = ""  # FileProvider directory; "" = off
+    env_prefix: str = DEFAULT_ENV_PREFIX
+    keyring_backend: str = ""  # dotted class; "" = off (never the OS default)
+    keyring_file: str = ""  # "" = the backend's own default location
+    keyring_password_env: str = ""  # variable holding the password of an encrypted file backend
+    keyring_password_file: str = ""  # or a (mounted) file holding it
+    keyring_service: str = "jupyter-guard"
+
+
+class LazyProvider(SecretProvider):
+    """A provider built afresh for every use.
+
+    A keyring provider reads its password and checks it against the file when it is built;
+    building it per lookup means a changed password, a replaced file or a fixed permission
+    is used at once, and a broken one fails that lookup (naming the provider) instead of the
+    server's start.
+    """
+
+    def __init__(self, kind: str, name: str, factory: Callable[[bool], SecretProvider]):
+        self.kind, self.name, self._factory = kind, name, factory
+
+    def build(self, create: bool = False) -> SecretProvider:
+        """The provider; ``create`` lets it initialise a missing store (only to write a secret)."""
+        try:
+            return self._factory(create)
+        except CredentialError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any construction failure names the provider
+            raise CredentialError(f"{self.name}: cannot be used: {type(exc).__name__}") from None
+
+    def get(self, name: str) -> str | None:
+        return self.build().get(name)
+
+    def set(self, name: str, value: str) -> None:
+        self.build(create=True).set(name, value)
+
+    def delete(self, name: str) -> None:
+        self.build().delete(name)
+
+    def list_names(self) -> list[str]:
+        return self.build().list_names()
+
+
+class CredentialChain:
+    """Data-source secrets through providers in order.
+
+    ``lookup`` asks each provider in turn and returns ``(value, provider kind)`` from the first
+    that has the name. A provider that *fails* (a locked or corrupt keyring file, a wrong
+    password, an unreadable secret file) stops the lookup with a CredentialError naming the
+    source and that provider: the chain never falls through to the next provider silently.
+    A provider that simply does not hold the name is skipped. Nothing is cached.
+    """
+
+    def __init__(self, providers: Sequence[SecretProvider], off: Sequence[str] = ()):
+        self.providers = list(providers)
+        #: providers named in the order but switched off, with the setting that would switch them on
+        self.off = list(off)
+
+    @classmethod
+    def from_settings(cls, settings: CredentialSettings, environ: Mapping[str, str] | None = None) -> CredentialChain:
+        environ = os.environ if environ is None else environ
+        providers: list[SecretProvider] = []
+        off: list[str] = []
+        seen: set[str] = set()
+        for kind in settings.providers:
+            if kind not in PROVIDER_KINDS:
+                raise CredentialError(
+                    f"unknown credential provider {kind!r} (expected some of {', '.join(PROVIDER_KINDS)}, in order)"
+                )
+            if kind in seen:
+                raise CredentialError(f"credential provider {kind!r} is listed twice")
+            seen.add(kind)
+            if kind == "file":
+                if settings.directory:
+                    providers.append(FileProvider(settings.directory))
+                else:
+                    off.append("file (no credential_dir)")
+            elif kind == "env":
+                providers.append(EnvProvider(settings.env_prefix, environ=environ))
+            elif settings.keyring_backend:
+                _load_class(settings.keyring_backend)  # a typo in the class is a configuration error now
+                providers.append(_keyring_provider(settings, environ))
+            else:
+                off.append("keyring (no credential_keyring_backend)")
+        return cls(providers, off)
+
+    def names(self) -> list[str]:
+        return [p.name for p in self.providers]
+
+    def provider(self, kind: str) -> SecretProvider:
+        """The provider of that kind (``file``, ``env``, ``keyring``), or a CredentialError saying why not."""
+        for p in self.providers:
+            if p.kind == kind:
+                return p.build(create=True) if isinstance(p, LazyProvider) else p
+        why = next((o for o in self.off if o.startswith(kind + " ")), f"{kind} is not in the provider order")
+        raise CredentialError(f"no {kind} credential provider is configured: {why}")
+
+    def lookup(self, name: str, *, source: str | None = None) -> tuple[str, str]:
+        """``(value, provider kind)`` of the secret ``name``; CredentialError naming source and provider."""
+        what = f"the credential of data source {source!r} (secret {name!r})" if source else f"secret {name!r}"
+        for p in self.providers:
+            try:
+                value = p.get(name)
+            except CredentialError as exc:
+                raise CredentialError(
+                    f"cannot get {what} from {p.name}: {exc}. "
+                    "The remaining providers were not asked: fix this one, or take it out of the order."
+                ) from None
+            if value is None:
+                continue
+            if not value:
+                raise CredentialError(f"{what} is empty in {p.name}")
+            return value, p.kind
+        asked = ", ".join(
+            f"environment variable {p.variable(name)}" if isinstance(p, EnvProvider) else p.name for p in self.providers
+        ) or "none configured"
+        off = f"; switched off: {', '.join(self.off)}" if self.off else ""
+        raise CredentialError(
+            f"no provider holds {what} (asked, in order: {asked}{off}). "
+            f"An admin stores it with `jupyter guard credentials set {name}`."
+        )
+
+    def holders(self) -> dict[str, list[str]]:
+        """Every secret name and the providers that hold it, in lookup order. Never values."""
+        found: dict[str, list[str]] = {}
+        for p in self.providers:
+            for n in p.list_names():
+                found.setdefault(n, []).append(p.name)
+        return dict(sorted(found.items()))
+
+def secret_variables(settings: CredentialSettings, environ: Mapping[str, str]) -> list[str]:
+    """Variables of an environment that hold secrets (the env provider's and the keyring password)."""
+    out = [k for k in environ if settings.env_prefix and k.startswith(settings.env_prefix)]
+    if settings.keyring_password_env and settings.keyring_password_env in environ:
+        out.append(settings.keyring_password_env)
+    return out
+
+
+def _keyring_provider(settings: CredentialSettings, environ: Mapping[str, str]) -> LazyProvider:
+    backend = settings.keyring_backend
+
+    def build(create: bool) -> SecretProvider:
+        password = None
+        if settings.keyring_password_env:
+            password = environ.get(settings.keyring_password_env)
+            if not password:
+                raise CredentialError(
+                    f"keyring ({backend}): the password variable {settings.keyring_password_env} "
+                    "(credential_keyring_password_env) is not set in the server's environment"
+                )
+        elif settings.keyring_password_file:
+            try:
+                with open(settings.keyring_password_file, encoding="utf-8") as f:
+                    password = f.read().removesuffix("\n")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise CredentialError(
+                    f"keyring ({backend}): cannot read the password file {settings.keyring_password_file} "
+                    f"(credential_keyring_password_file): {getattr(exc, 'strerror', None) or type(exc).__name__}"
+                ) from None
+        path = os.path.abspath(os.path.expanduser(settings.keyring_file)) if settings.keyring_file else None
+        return KeyringProvider(backend, service=settings.keyring_service, password=password, file_path=path, create=create)
+
+    where = f", {settings.keyring_file}" if settings.keyring_file else ""
+    return LazyProvider("keyring", f"keyring ({backend}{where})", build)
 
 
 # --------------------------------------------------------------------------- the audit key

@@ -20,8 +20,9 @@ from . import __version__
 from .audit import AuditEvent, AuditQuery
 from .catalog import PATH, TABLE, URI
 from .catalog.loader import NAME_RE
-from .errors import GuardDenied
+from .errors import AuditError, CredentialError, GuardDenied
 from .policy import ACTIONS
+from .sources import resolve_source
 
 AUTH_RESOURCE = "jupyter_guard"
 API = "/jupyter-guard/api"
@@ -312,6 +313,93 @@ class KernelClassificationHandler(KernelHandler):
         self.finish({"audit_seq": record.seq})
 
 
+class KernelCredentialHandler(KernelHandler):
+    """A kernel asks for a data source's connection URL with its secret (``connect("name")``).
+
+    Policy decides the ``credential`` action on the source as on a dataset of its label; the
+    decision is recorded durably *before* any answer (event ``credential``, never the secret).
+    Permitted: the secret is looked up through the provider chain (nothing cached, so a
+    rotated secret is used at once), remembered on the kernel's binding so the server masks
+    it in that kernel's outputs, and returned with the rendered URL.
+    """
+
+    STRINGS = ("msg_id", "cell_id", "purpose", "justification")
+
+    @web.authenticated
+    @authorized
+    async def post(self):
+        binding = self.binding()
+        body = self.json_body()
+        name = body.get("source")
+        if not isinstance(name, str) or not name:
+            raise web.HTTPError(400, "source (the name of a data source in the catalog) is required")
+        if not all(body.get(k) is None or isinstance(body[k], str) for k in self.STRINGS):
+            raise web.HTTPError(400, f"{', '.join(self.STRINGS)} must be strings or null")
+        gov = self.governor.governance  # one snapshot, even if a reload swaps it meanwhile
+        source = gov.catalog.sources.get(name)
+        if source is None:
+            known = ", ".join(sorted(gov.catalog.sources)) or "none"
+            self.set_status(404)
+            self.finish({"message": f"no data source {name!r} in the catalog; sources: {known}"})
+            return
+        who = self.guard.principal_for(self.current_user)
+        target = f"source:{source.name}"
+        decision = gov.policy.decide(
+            who, source.as_dataset(), "credential", target=target,
+            purpose=body.get("purpose") or binding.purpose, justification=body.get("justification") or None,
+        )
+        resolved, error = None, None
+        if decision.permitted:
+            try:
+                chain = self.guard.credentials
+                resolved = await asyncio.get_running_loop().run_in_executor(None, resolve_source, source, chain)
+            except CredentialError as e:
+                error = str(e)
+        event = AuditEvent(
+            event_type="credential",
+            user=decision.user,
+            action="credential",
+            target=target,
+            dataset=source.name,
+            label=source.label.name,
+            decision="error" if error else decision.effect,
+            reasons=(*decision.reasons, error) if error else decision.reasons,
+            purpose=decision.purpose,
+            justification=decision.justification,
+            kernel_id=binding.kernel_id,
+            notebook=binding.notebook,
+            cell_id=body.get("cell_id"),
+            msg_id=body.get("msg_id"),
+            details={"provider": resolved.provider if resolved else None, "rule": decision.rule,
+                     "permitted": decision.permitted and not error, "credential": source.credential},
+        )
+        try:
+            record = await self.governor.record_async(event)
+        except AuditError as e:  # fail closed: no secret leaves the server unaudited
+            self.set_status(503)
+            self.finish({
+                **decision.to_dict(), "effect": "deny", "permitted": False, "audit_seq": None,
+                "message": f"{who.user} may not use data source {source.name!r}: the audit log cannot record "
+                           f"this ({e}), and credentials are never handed out unaudited. Tell your JupyterHub admin.",
+            })
+            return
+        self.guard.cells.decided(body.get("msg_id"), {
+            "dataset": source.name, "label": source.label.name, "rank": source.label.rank,
+            "effect": "error" if error else decision.effect, "action": "credential", "target": target,
+            "audit_seq": record.seq,
+        })
+        reply = {**decision.to_dict(), "source": source.name, "audit_seq": record.seq}
+        if error:
+            self.set_status(502)
+            self.finish({"message": error, "source": source.name, "audit_seq": record.seq})
+            return
+        if not decision.permitted:
+            self.finish({**reply, "message": decision.message()})
+            return
+        binding.secrets.update(resolved.secrets)
+        self.finish({**reply, "url": resolved.url, "secrets": list(resolved.secrets), "provider": resolved.provider})
+
+
 class KernelKeysHandler(KernelHandler):
     """Keys the kernel needs to redact: the pseudonym key and the stewards' public key."""
 
@@ -340,5 +428,6 @@ default_handlers = [
     (f"{API}/kernel/decide", KernelDecideHandler),
     (f"{API}/kernel/purpose", KernelPurposeHandler),
     (f"{API}/kernel/keys", KernelKeysHandler),
+    (f"{API}/kernel/credential", KernelCredentialHandler),
     (f"{API}/kernel/classification", KernelClassificationHandler),
 ]

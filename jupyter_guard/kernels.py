@@ -41,6 +41,8 @@ class KernelBinding:
     notebook: str | None = None
     purpose: str | None = None
     token_hash: str = field(default="", repr=False)
+    #: every secret value the server handed to this kernel (masked in its outputs and cell records)
+    secrets: set[str] = field(default_factory=set, repr=False)
 
 
 class KernelBindings:

@@ -322,8 +322,9 @@ def _build_rule(spec: Any, file: str, line: int, roles: Mapping, labels: Mapping
         if label not in labels:
             report.add(file, line_of(spec, "labels", line), f"unknown label {label!r} (labels: {', '.join(labels)})")
     for pattern in fields["datasets"]:
-        if not any(fnmatch.fnmatchcase(n, pattern) for n in catalog.datasets):
-            warnings.append(Problem(file, line_of(spec, "datasets", line), f"no dataset matches {pattern!r}"))
+        # a rule's `datasets` names datasets or data sources (sources are decided like datasets)
+        if not any(fnmatch.fnmatchcase(n, pattern) for n in [*catalog.datasets, *catalog.sources]):
+            warnings.append(Problem(file, line_of(spec, "datasets", line), f"no dataset or source matches {pattern!r}"))
     for action in fields["actions"]:
         if action not in ACTIONS:
             warnings.append(Problem(file, line_of(spec, "actions", line), f"action {action!r} is not one jupyter_guard checks today ({', '.join(ACTIONS)})"))

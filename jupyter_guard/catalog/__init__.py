@@ -2,7 +2,7 @@
 
 from .loader import load_catalog, read_sections
 from .locations import PATH, TABLE, URI
-from .model import DEFAULT_LABELS, Catalog, ColumnRule, Contact, Dataset, Label, Location, Resolution
+from .model import DEFAULT_LABELS, Catalog, ColumnRule, Contact, Dataset, Label, Location, Resolution, Source
 
 __all__ = [
     "DEFAULT_LABELS",
@@ -16,6 +16,7 @@ __all__ = [
     "Label",
     "Location",
     "Resolution",
+    "Source",
     "load_catalog",
     "read_sections",
 ]

@@ -1,7 +1,7 @@
 """Reading a catalog directory: every ``*.yaml`` / ``*.yml`` file below it, validated.
 
 Each file holds one or more top-level sections: ``labels`` (at most once in the directory),
-``datasets`` (any number of files), and the policy sections ``roles``, ``rules``, ``defaults``
+``datasets`` and ``sources`` (any number of files), and the policy sections ``roles``, ``rules``, ``defaults``
 that :mod:`jupyter_guard.policy` builds. Every problem is collected with its file and line,
 so one run of ``jupyter guard catalog validate`` shows them all.
 """
@@ -19,23 +19,27 @@ from .locations import PATH, TABLE, URI
 from .model import (
     COLUMN_RULES,
     DEFAULT_LABELS,
+    SOURCE_PLACEHOLDERS,
     Catalog,
     ColumnRule,
     Contact,
     Dataset,
     Label,
     Location,
+    Source,
     iter_labels,
     location_key,
+    url_placeholders,
 )
 
-CATALOG_SECTIONS = ("labels", "datasets")
+CATALOG_SECTIONS = ("labels", "datasets", "sources")
 POLICY_SECTIONS = ("roles", "rules", "defaults")
 SECTIONS = CATALOG_SECTIONS + POLICY_SECTIONS
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 ENTITY_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 DATASET_KEYS = {"name", "description", "label", "owner", "steward", "locations", "columns", "purposes"}
+SOURCE_KEYS = {"name", "description", "url", "credential", "user", "label", "owner", "steward", "purposes"}
 
 
 @dataclass(frozen=True)
@@ -242,6 +246,121 @@ def build_dataset(
     )
 
 
+def build_source(spec: Any, file: str, line: int, labels: dict[str, Label], report: Reporter) -> Source | None:
+    """One entry of a ``sources`` section; every problem is reported with its line."""
+    if not isinstance(spec, dict):
+        report.add(file, line, "a source is a mapping with name, url, label and steward (and credential, user)")
+        return None
+    for key in sorted(set(spec) - SOURCE_KEYS, key=str):
+        report.add(file, line_of(spec, key, line), f"unknown source field {key!r} (expected one of {', '.join(sorted(SOURCE_KEYS))})")
+    ok = True
+    name = spec.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        report.add(file, line_of(spec, "name", line), "source name is required: letters, digits, '_', '.', '-'")
+        ok = False
+    label_name = spec.get("label")
+    label = labels.get(label_name) if isinstance(label_name, str) else None
+    if label is None:
+        report.add(
+            file,
+            line_of(spec, "label", line),
+            f"unknown label {label_name!r} (labels: {', '.join(labels)})" if label_name else f"source {name!r} has no label",
+        )
+        ok = False
+    steward = None
+    if "steward" not in spec:
+        report.add(file, line, f"source {name!r} has no steward (who people ask for access)")
+        ok = False
+    else:
+        steward = _contact(spec["steward"], file, line_of(spec, "steward", line), report)
+        ok = ok and steward is not None
+    credential = spec.get("credential")
+    if credential is not None and (not isinstance(credential, str) or not NAME_RE.match(credential)):
+        report.add(file, line_of(spec, "credential", line), "credential is the name of a secret: letters, digits, '_', '.', '-'")
+        ok, credential = False, None
+    user = spec.get("user")
+    if user is not None and (not isinstance(user, (str, int)) or isinstance(user, bool) or not str(user)):
+        report.add(file, line_of(spec, "user", line), "user is a user name (fills {user} in the url)")
+        ok, user = False, None
+    url = spec.get("url")
+    uline = line_of(spec, "url", line)
+    if not isinstance(url, str) or not url.strip():
+        report.add(file, uline, "source needs a url: a SQLAlchemy URL template such as "
+                   "postgresql+psycopg://{user}:{password}@host:5432/db or sqlite:////path/file.db")
+        ok = False
+    elif "://" not in url:
+        report.add(file, uline, f"url {url!r} has no scheme:// (a SQLAlchemy URL such as postgresql+psycopg://... or sqlite:///...)")
+        ok = False
+    else:
+        try:
+            fields = url_placeholders(url)
+        except ValueError as e:
+            report.add(file, uline, str(e))
+            fields, ok = [], False
+        userinfo = url.split("://", 1)[1].split("/", 1)[0].rpartition("@")[0]
+        if ":" in userinfo and userinfo.split(":", 1)[1] != "{password}":
+            report.add(file, uline, "url has a password written in it: put the password in a secret, name it in "
+                       "credential:, and write {password} in the url")
+            ok = False
+        for field_name in dict.fromkeys(fields):
+            if field_name == "user" and (user is not None or credential):
+                continue
+            if field_name == "password" and credential:
+                continue
+            if field_name not in SOURCE_PLACEHOLDERS and credential:
+                continue  # filled from a key of the JSON secret; checked when the secret is read
+            if field_name == "password":
+                why = "a url with {password} needs credential: (the name of the secret)"
+            elif field_name == "user":
+                why = "{user} needs user: or a credential whose secret is JSON with a user key"
+            else:
+                why = ("only {user} and {password} are known; other placeholders come from the keys of a "
+                       "JSON secret, and this source has no credential")
+            report.add(file, uline, f"unknown placeholder {{{field_name}}} in url: {why}")
+            ok = False
+    purposes = spec.get("purposes", []) or []
+    if not isinstance(purposes, list) or not all(isinstance(p, str) and NAME_RE.match(p) for p in purposes):
+        report.add(file, line_of(spec, "purposes", line), "purposes is a list of names")
+        ok = False
+        purposes = []
+    if not ok:
+        return None
+    return Source(
+        name=name,
+        url=url,
+        label=label,
+        credential=credential,
+        user=str(user) if user is not None else None,
+        description=str(spec.get("description", "") or ""),
+        owner=str(spec.get("owner", "") or ""),
+        steward=steward,
+        purposes=tuple(purposes),
+        file=file,
+        line=line,
+    )
+
+
+def build_sources(sections: list[Section], labels: dict[str, Label], report: Reporter) -> dict[str, Source]:
+    sources: dict[str, Source] = {}
+    for sec in sections:
+        if sec.key != "sources":
+            continue
+        if not isinstance(sec.value, list):
+            report.add(sec.file, sec.line, "sources must be a list")
+            continue
+        for i, spec in enumerate(sec.value):
+            line = line_of(sec.value, i, sec.line)
+            src = build_source(spec, sec.file, line, labels, report)
+            if src is None:
+                continue
+            if src.name in sources:
+                first = sources[src.name]
+                report.add(sec.file, line, f"source {src.name!r} is defined twice (first at {first.file}:{first.line})")
+                continue
+            sources[src.name] = src
+    return sources
+
+
 def build_catalog(
     sections: list[Section], root_dir: str, problems: list[Problem], directory: str = "", files: tuple = ()
 ) -> Catalog:
@@ -276,7 +395,8 @@ def build_catalog(
                     )
                 owner_of_location[(loc.kind, loc.pattern)] = ds
             datasets[ds.name] = ds
-    return Catalog(labels, datasets, root_dir, directory, tuple(files))
+    sources = build_sources(sections, by_name, report)
+    return Catalog(labels, datasets, root_dir, directory, tuple(files), sources=sources)
 
 
 def load_catalog(directory: str | Path, root_dir: str) -> Catalog:

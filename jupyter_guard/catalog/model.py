@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import string
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -82,6 +83,92 @@ class Dataset:
 
 
 @dataclass(frozen=True)
+class Source:
+    """A data source researchers connect to by name (``connect("warehouse")`` in a kernel).
+
+    ``url`` is a SQLAlchemy URL template: ``{user}`` and ``{password}`` are filled (URL-quoted)
+    from ``user`` and the secret named ``credential``; a secret that is a JSON object also
+    fills ``{user}``, ``{password}`` and any other placeholder named by one of its keys.
+    Policy decides the ``credential`` action on it like a dataset of its label.
+    """
+
+    name: str
+    url: str
+    label: Label
+    credential: str | None = None
+    user: str | None = None
+    description: str = ""
+    owner: str = ""
+    steward: Contact | None = None
+    purposes: tuple[str, ...] = ()
+    file: str = ""
+    line: int = 0
+
+    def as_dataset(self) -> Dataset:
+        """What the policy sees: a dataset named like the source, of its label, with no locations."""
+        return Dataset(
+            name=self.name,
+            label=self.label,
+            description=self.description,
+            owner=self.owner,
+            steward=self.steward,
+            purposes=self.purposes,
+            file=self.file,
+            line=self.line,
+        )
+
+    def to_dict(self) -> dict:
+        """The source as listed to users: never a secret (the URL template has placeholders)."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "label": self.label.name,
+            "owner": self.owner,
+            "steward": {"name": self.steward.name, "email": self.steward.email} if self.steward else None,
+            "url": self.url,
+            "credential": self.credential,
+            "user": self.user,
+            "purposes": list(self.purposes),
+        }
+
+
+#: placeholders a source URL template fills without a JSON secret
+SOURCE_PLACEHOLDERS = ("user", "password")
+
+
+def url_placeholders(template: str) -> list[str]:
+    """The ``{name}`` fields of a URL template, in order; ValueError for anything but plain names.
+
+    ``{{`` and ``}}`` are literal braces. Format specs, conversions, indexes and attributes
+    (``{x:>3}``, ``{x!r}``, ``{x[0]}``, ``{x.y}``, ``{}``) are refused: a template is filled by
+    plain substitution, never by ``str.format``.
+    """
+    names = []
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as e:
+        raise ValueError(f"malformed placeholder in URL template: {e}") from None
+    for _, field_name, spec, conversion in parsed:
+        if field_name is None:
+            continue
+        if not field_name.isidentifier() or spec or conversion:
+            shown = "{" + field_name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            raise ValueError(f"placeholder {shown} is not a plain name such as {{user}} or {{password}}")
+        names.append(field_name)
+    return names
+
+
+def render_url(template: str, values: dict[str, str]) -> str:
+    """Fill a URL template's placeholders by plain substitution (values are used as given)."""
+    out = []
+    for literal, field_name, _, _ in string.Formatter().parse(template):
+        out.append(literal)
+        if field_name is not None:
+            out.append(values[field_name])
+    return "".join(out)
+
+
+@dataclass(frozen=True)
 class Resolution:
     """What a read target is: its normalised spelling and the dataset governing it, if any."""
 
@@ -102,6 +189,7 @@ class Catalog:
     root_dir: str
     directory: str = ""
     files: tuple[str, ...] = ()
+    sources: dict[str, Source] = field(default_factory=dict)
     _indexes: dict[str, LocationIndex] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -153,6 +241,7 @@ class Catalog:
         return {
             "directory": self.directory,
             "datasets": len(self.datasets),
+            "sources": len(self.sources),
             "labels": [label.name for label in self.labels],
             "datasets_by_label": counts,
         }

@@ -50,6 +50,27 @@ class GuardClient:
             return reply
         raise GuardDenied(self._failure(status, reply, what="decide on this read"), decision=reply)
 
+    def credential(self, source: str, *, msg_id: str | None = None, cell_id: str | None = None,
+                   purpose: str | None = None, justification: str | None = None) -> dict:
+        """The server's answer on handing this kernel the credential of data source ``source``.
+
+        A refusal (200, ``permitted: false``) is returned: the caller raises with its message.
+        An unknown source (404), a secret that could not be looked up (502) or an audit log
+        that cannot record (503) raise GuardDenied here with the server's message, which
+        names the source and the provider and never a secret.
+        """
+        body = {"source": source, "msg_id": msg_id or "", "cell_id": cell_id, "purpose": purpose}
+        if justification:
+            body["justification"] = justification
+        status, reply = self.request("POST", "credential", body)
+        if status == 200 and isinstance(reply, dict) and "permitted" in reply:
+            return reply
+        message = reply.get("message") if isinstance(reply, dict) else None
+        if status in (404, 502, 503) and message:
+            raise GuardDenied(str(message), decision=reply if isinstance(reply, dict) else None)
+        raise GuardDenied(self._failure(status, reply, what=f"hand out the credential of source {source!r}"),
+                          decision=reply if isinstance(reply, dict) else None)
+
     def purpose(self, name: str | None = None, *, set_it: bool = False) -> dict:
         status, reply = self.request("POST", "purpose", {"purpose": name}) if set_it else self.request("GET", "purpose")
         if status == 200 and isinstance(reply, dict):

@@ -11,6 +11,10 @@ connection                                  database part          default schem
                                             (``clinic`` for        (an attached
                                             ``/data/clinic.db``;   database's alias maps
                                             ``memory`` in memory)  to *its* file's stem)
+``connect("warehouse")`` engine/connection  the source's name      the dialect's default
+                                            (``warehouse``; also   schema, as below
+                                            for the database's
+                                            own name in the SQL)
 SQLAlchemy engine / connection / URL string ``url.database``       the dialect's default
                                             (sqlite: file stem)    schema; else ``main``
                                                                    (sqlite), ``public``
@@ -51,6 +55,7 @@ class Connection:
     schema: str = UNKNOWN
     dialect: str | None = None
     attached: dict[str, str] = field(default_factory=dict)  # sqlite: schema alias -> file stem
+    same: set[str] = field(default_factory=set)  # catalog names in SQL that mean this database
 
 
 @dataclass
@@ -82,6 +87,15 @@ def describe_connection(con: Any) -> Connection:
         database = getattr(url, "database", None)
         dialect = getattr(con, "dialect", None) or getattr(getattr(con, "engine", None), "dialect", None)
         schema = getattr(dialect, "default_schema_name", None)
+        from .connect import source_of
+
+        source = source_of(con)
+        if source is not None:  # an engine made by connect("warehouse"): warehouse.<schema>.<table>
+            info = _connection(backend, database, schema)
+            # "realdb.public.t" in the SQL is the same table as "t": name it by the source too
+            info.same = {n.lower() for n in (info.database, database) if n and n != UNKNOWN}
+            info.database = source
+            return info
         return _connection(backend, database, schema)
     return Connection()
 
@@ -105,6 +119,8 @@ def _connection(backend: str, database: str | None, schema: str | None) -> Conne
 
 def _qualify(con: Connection, catalog: str, db: str, name: str) -> str:
     db_l = db.lower()
+    if catalog and catalog.lower() in con.same:
+        catalog = ""
     if not catalog and db_l in con.attached:  # sqlite: "alias.table" names an attached file's table
         return f"{con.attached[db_l]}.main.{name}"
     return f"{catalog or con.database}.{db or con.schema}.{name}"

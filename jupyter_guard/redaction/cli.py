@@ -1,14 +1,23 @@
 """`jupyter guard scan | redact | classify`: the redaction core on files.
 
-Exit codes: ``scan`` 0 clean, 1 PII found, 2 an error (unreadable file, bad option);
-``redact`` and ``classify`` 0 done, 2 an error. Output never contains a matched value:
-findings carry offsets, reports carry counts.
+``scan`` finds PII (Presidio) and secrets (detect-secrets: API keys, private keys, passwords in
+connection strings, JWTs; entity type ``SECRET:<detector>``) in text files, CSV/TSV cells and
+notebooks (``.ipynb``: cell sources and text outputs — streams, text MIME types of results and
+displays, error tracebacks with their colour codes removed). A notebook finding's location is
+``{"cell": i, "output": j or null, "line": n}`` (cell and output: 0-based indexes into the
+notebook's ``cells`` and the cell's ``outputs``; line: 1-based within the source or the
+output's text), plus ``"mime"`` for a result's or display's representation.
+
+Exit codes: ``scan`` 0 clean, 1 PII or a secret found, 2 an error (unreadable file, bad
+option); ``redact`` and ``classify`` 0 done, 2 an error. Output never contains a matched
+value: findings carry offsets, reports carry counts.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -20,9 +29,11 @@ BATCH = 10_000
 
 def add_subcommands(subparsers) -> None:
     """Register scan, redact and classify on the `jupyter guard` argparse subparsers."""
-    scan = subparsers.add_parser("scan", help="find PII in text and CSV files (exit 1 when found)")
-    scan.add_argument("files", nargs="+", metavar="FILE", help="text files; .csv/.tsv are read as tables")
+    scan = subparsers.add_parser("scan", help="find PII and secrets in text, CSV and notebook files (exit 1 when found)")
+    scan.add_argument("files", nargs="+", metavar="FILE",
+                      help="text files; .csv/.tsv are read as tables, .ipynb as notebooks (sources and text outputs)")
     scan.add_argument("--json", action="store_true", help="a JSON list of findings (offsets, never values)")
+    scan.add_argument("--no-secrets", action="store_true", help="PII only: do not look for secrets (detect-secrets)")
     _detector_options(scan)
     scan.set_defaults(func=cmd_scan)
 
@@ -52,7 +63,8 @@ def _detector_options(p, entities: bool = True) -> None:
     p.add_argument("--ner-model", default=None, metavar="NAME",
                    help="installed spaCy model for PERSON/LOCATION/NRP (e.g. en_core_web_sm); default: patterns only")
     if entities:
-        p.add_argument("--entities", default=None, metavar="A,B", help="only these entities (e.g. US_SSN,EMAIL_ADDRESS)")
+        p.add_argument("--entities", default=None, metavar="A,B",
+                       help="only these entities (e.g. US_SSN,EMAIL_ADDRESS; SECRET for secrets in `scan`)")
     p.add_argument("--recognizers", default=None, metavar="YAML", help="a Presidio recognizer-registry YAML")
 
 
@@ -95,17 +107,90 @@ def _csv_cells(path: Path):
                     yield {"row": row_no, "column": col}, cell
 
 
-def scan_file(detector, path: Path):
-    """Yield finding dicts of one file (in batches, so memory stays flat on big files)."""
-    cells = _csv_cells(path) if path.suffix.lower() in CSV_SUFFIXES else _text_cells(path)
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+TEXT_MIME = ("text/plain", "text/html", "text/markdown", "text/latex", "application/json",
+             "application/javascript")
+
+
+class NotebookError(ValueError):
+    pass
+
+
+def _joined(value) -> str:
+    if isinstance(value, list):
+        return "".join(str(v) for v in value)
+    return value if isinstance(value, str) else ""
+
+
+def _lines(text: str, loc: dict):
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            yield {**loc, "line": n}, line
+
+
+def _notebook_cells(path: Path):
+    """(location, line) for every line of every cell's source and text outputs."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            nb = json.load(f)
+    except json.JSONDecodeError as e:
+        raise NotebookError(f"not a notebook (JSON error at line {e.lineno}, column {e.colno})") from None
+    cells = nb.get("cells") if isinstance(nb, dict) else None
+    if not isinstance(cells, list):
+        raise NotebookError("not a notebook (no `cells` list)")
+    for i, cell in enumerate(cells):
+        if not isinstance(cell, dict):
+            continue
+        yield from _lines(_joined(cell.get("source")), {"cell": i, "output": None})
+        outputs = cell.get("outputs")
+        for j, out in enumerate(outputs if isinstance(outputs, list) else ()):
+            if not isinstance(out, dict):
+                continue
+            kind = out.get("output_type")
+            if kind == "stream":
+                yield from _lines(_joined(out.get("text")), {"cell": i, "output": j})
+            elif kind == "error":
+                tb = out.get("traceback")
+                text = "\n".join(_joined(t) for t in tb) if isinstance(tb, list) and tb else \
+                    f"{out.get('ename', '')}: {out.get('evalue', '')}"
+                yield from _lines(_ANSI.sub("", text), {"cell": i, "output": j})
+            elif kind in ("execute_result", "display_data", "update_display_data"):
+                data = out.get("data") if isinstance(out.get("data"), dict) else {}
+                for mime, value in data.items():
+                    if mime in TEXT_MIME or (mime.startswith("text/") and mime != "text/uri-list"):
+                        text = json.dumps(value, indent=1) if not isinstance(value, (str, list)) else _joined(value)
+                        yield from _lines(text, {"cell": i, "output": j, "mime": mime})
+
+
+def _cells_of(path: Path):
+    suffix = path.suffix.lower()
+    if suffix in CSV_SUFFIXES:
+        return _csv_cells(path)
+    if suffix == ".ipynb":
+        return _notebook_cells(path)
+    return _text_cells(path)
+
+
+def scan_file(detector, path: Path, secrets=None):
+    """Yield finding dicts of one file (in batches, so memory stays flat on big files).
+
+    ``detector`` finds PII (None: no PII scan); ``secrets`` a
+    :class:`jupyter_guard.scan_secrets.SecretScanner` (None: no secret scan).
+    """
+    cells = _cells_of(path)
     batch: list = []
 
     def flush():
-        found = detector.analyze_many([text for _, text in batch])
-        for (loc, _), fs in zip(batch, found):
-            for f in fs:
-                yield {"file": str(path), "location": loc, "entity_type": f.entity_type, "start": f.start,
-                       "end": f.end, "score": round(f.score, 4)}
+        texts = [text for _, text in batch]
+        found = detector.analyze_many(texts) if detector is not None else [[] for _ in batch]
+        for (loc, text), fs in zip(batch, found):
+            hits = [{"file": str(path), "location": loc, "entity_type": f.entity_type, "start": f.start,
+                     "end": f.end, "score": round(f.score, 4)} for f in fs]
+            if secrets is not None:
+                hits += [{"file": str(path), "location": loc, "entity_type": f.entity_type, "start": f.start,
+                          "end": f.end, "score": 1.0} for f in secrets.find(text)]
+                hits.sort(key=lambda h: (h["start"], h["end"], h["entity_type"]))
+            yield from hits
         batch.clear()
 
     for cell in cells:
@@ -115,19 +200,67 @@ def scan_file(detector, path: Path):
     yield from flush()
 
 
+def _what_to_scan(args) -> tuple[bool, bool]:
+    """(PII, secrets): ``--entities`` naming SECRET (or SECRET:...) asks for secrets."""
+    if not args.entities:
+        return True, not args.no_secrets
+    names = [e.strip() for e in args.entities.split(",") if e.strip()]
+    secret = [e for e in names if e.upper() == "SECRET" or e.upper().startswith("SECRET:")]
+    pii = [e for e in names if e not in secret]
+    args.entities = ",".join(pii) if pii else None
+    return bool(pii), bool(secret) and not args.no_secrets
+
+
 def cmd_scan(args) -> int:
+    pii, want_secrets = _what_to_scan(args)
     try:
-        det = _detector(args)
+        det = _detector(args) if pii else None
     except RedactionError as e:
         _err(str(e))
         return 2
+    scanner = None
+    if want_secrets:
+        from ..scan_secrets import SecretScanner
+
+        scanner = SecretScanner().__enter__()
     findings, errors = [], 0
+    try:
+        errors = _scan_all(args, det, scanner, findings)
+    finally:
+        if scanner is not None:
+            scanner.__exit__(None, None, None)
+    if args.json:
+        print(json.dumps(findings, indent=1))
+    else:
+        for f in findings:
+            loc = f["location"]
+            if "cell" in loc:
+                where = f"cell {loc['cell']}" + (f", output {loc['output']}" if loc["output"] is not None else "") \
+                    + (f" ({loc['mime']})" if loc.get("mime") else "") + f", line {loc['line']}"
+            elif "line" in loc:
+                where = f"line {loc['line']}"
+            else:
+                where = f"row {loc['row']}, column {loc['column']}"
+            print(f"{f['file']}: {where}, chars {f['start']}-{f['end']}: {f['entity_type']} (score {f['score']:.2f})")
+        files = len(args.files) - errors
+        print(f"{len(findings)} finding(s) in {files} file(s)" + (f"; {errors} file(s) unreadable" if errors else ""),
+              file=sys.stderr)
+    if errors:
+        return 2
+    return 1 if findings else 0
+
+
+def _scan_all(args, det, scanner, findings: list) -> int:
+    errors = 0
     for name in args.files:
         path = Path(name)
         try:
             if not path.is_file():
                 raise OSError(f"no such file: {name}" if not path.exists() else f"not a file: {name}")
-            findings.extend(scan_file(det, path))
+            findings.extend(scan_file(det, path, scanner))
+        except NotebookError as e:
+            _err(f"cannot read {name}: {e}")
+            errors += 1
         except UnicodeDecodeError:
             _err(f"cannot read {name}: not UTF-8 text")
             errors += 1
@@ -137,19 +270,7 @@ def cmd_scan(args) -> int:
         except csv.Error as e:
             _err(f"cannot read {name}: {e}")
             errors += 1
-    if args.json:
-        print(json.dumps(findings, indent=1))
-    else:
-        for f in findings:
-            loc = f["location"]
-            where = f"line {loc['line']}" if "line" in loc else f"row {loc['row']}, column {loc['column']}"
-            print(f"{f['file']}: {where}, chars {f['start']}-{f['end']}: {f['entity_type']} (score {f['score']:.2f})")
-        files = len(args.files) - errors
-        print(f"{len(findings)} finding(s) in {files} file(s)" + (f"; {errors} file(s) unreadable" if errors else ""),
-              file=sys.stderr)
-    if errors:
-        return 2
-    return 1 if findings else 0
+    return errors
 
 
 # -- redact ----------------------------------------------------------------------------------
