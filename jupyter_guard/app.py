@@ -17,7 +17,7 @@ from pathlib import Path
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
 from tornado.ioloop import PeriodicCallback
-from traitlets import Dict, Enum, Float, List, Type, Unicode, default
+from traitlets import Dict, Enum, Float, Int, List, Type, Unicode, default
 
 from . import __version__
 from .audit import AuditEvent, AuditLog, AuditStore, SQLiteAuditStore
@@ -32,6 +32,7 @@ from .credentials import (
 from .errors import AuditError, CatalogError, CredentialError
 from .governor import Governance, Governor, catalog_fingerprint, empty_governance, load_governance
 from .cells import CellTracker, observing_connection_class
+from .gates import install_gates, save_hook
 from .handlers import default_handlers
 from .kernels import KernelBindings, install_identity, install_kernel_launch
 from .paths import default_audit_db, default_audit_dir, default_key_file
@@ -178,6 +179,40 @@ class GuardApp(ExtensionApp):
         used when credential_keyring_password_env is empty.""",
     )
 
+    save_hook = Enum(
+        ["off", "flag", "redact"],
+        default_value="flag",
+        config=True,
+        help="""What saving a notebook does (a pre-save hook added beside the admin's own).
+        flag: write a display copy of the notebook's sensitivity into metadata.jupyter_guard
+        and mark outputs carrying PII in notebooks that read governed data
+        (output metadata {"jupyter_guard": {"pii": true}}); redact: also replace those
+        outputs by redacted ones in the saved file (the open notebook keeps them until it is
+        reloaded); off: nothing.""",
+    )
+    pii_label = Unicode(
+        "confidential",
+        config=True,
+        help="""The label a notebook counts as when a scan finds PII in its outputs (exports and
+        downloads are then decided as for data of that label), even if its kernels read no
+        governed data. A label the catalog does not define means its highest label. Empty:
+        PII in outputs does not raise a notebook's label (it is still redacted on export).""",
+    )
+    export_denied_cells = Enum(
+        ["refuse", "block"],
+        default_value="refuse",
+        config=True,
+        help="""An export of a notebook that read data whose export policy refuses. refuse: the
+        export is refused (403). block: the outputs of the cells that read that data are
+        replaced by a placeholder and the rest is exported redacted — outputs derived from that
+        data in OTHER cells are only PII-scanned, so choose block knowingly.""",
+    )
+    export_max_output_bytes = Int(
+        10_000_000,
+        config=True,
+        help="Outputs larger than this (bytes) are replaced by a placeholder on export, never scanned or served.",
+    )
+
     governor: Governor | None = None
     _reloader: PeriodicCallback | None = None
     _pseudonym_key: bytes | None = None
@@ -199,6 +234,7 @@ class GuardApp(ExtensionApp):
         self.serverapp.event_logger.register_event_schema(EVENT_SCHEMA)
         self.governor.on_record.append(self._emit)
         self._wire_kernels()
+        self._wire_gates()
         self._fingerprint = catalog_fingerprint(self.catalog_dir) if self.catalog_dir else ()
         self.loaded_at = _now()
         self.last_catalog_error: str | None = None
@@ -322,6 +358,12 @@ class GuardApp(ExtensionApp):
         self._keep_secrets_out_of_kernels()
         base = self.settings.get("kernel_websocket_connection_class") or ZMQChannelsWebsocketConnection
         self.settings["kernel_websocket_connection_class"] = observing_connection_class(base, self.cells)
+
+    def _wire_gates(self) -> None:
+        """Exports, downloads and data-file reads are decided by policy (see jupyter_guard.gates):
+        the configured authorizer is wrapped, never replaced; the save hook sits beside others."""
+        self.gates = install_gates(self)
+        self.serverapp.contents_manager.register_pre_save_hook(save_hook(self.gates))
 
     def _keep_secrets_out_of_kernels(self) -> None:
         """Kernels inherit the server's environment: drop the variables that hold secrets."""

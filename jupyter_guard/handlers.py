@@ -411,6 +411,57 @@ class KernelKeysHandler(KernelHandler):
         self.finish(keys)
 
 
+class NotebookSensitivityHandler(GuardHandler):
+    """A notebook's sensitivity for the UI: from the audit log plus a scan of its outputs."""
+
+    @web.authenticated
+    @authorized
+    async def get(self):
+        path = (self.get_query_argument("path", "") or "").strip("/")
+        if not path.endswith(".ipynb"):
+            raise web.HTTPError(400, "path= names a notebook (.ipynb) relative to the server root")
+        nb = await self._notebook(path)
+        sens, _ = await asyncio.get_running_loop().run_in_executor(None, self.guard.gates.sensitivity_of, path, nb)
+        sens.pop("cell_reads", None)
+        self.finish(sens)
+
+    async def _notebook(self, path: str):
+        from .export import ExportError, load_notebook
+        from .gates import _load
+
+        raw = await _load(self, path)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, load_notebook, raw)
+        except ExportError as e:
+            raise web.HTTPError(422, f"{path} cannot be read as a notebook: {e}") from e
+
+
+class ExportPreviewHandler(NotebookSensitivityHandler):
+    """What an export would do (refused, raw, redacted: counts; blocked cells), without recording."""
+
+    @web.authenticated
+    @authorized
+    async def post(self):
+        body = self.json_body()
+        path, fmt = body.get("path"), body.get("format", "html")
+        action = body.get("action", "export")
+        if not isinstance(path, str) or not path.strip("/").endswith(".ipynb") or not isinstance(fmt, str):
+            raise web.HTTPError(400, "path (a notebook, .ipynb) and format (e.g. html) are required")
+        if action not in ("export", "download"):
+            raise web.HTTPError(400, "action is export or download")
+        path = path.strip("/")
+        just = body.get("justification") if isinstance(body.get("justification"), str) else None
+        purpose = body.get("purpose") if isinstance(body.get("purpose"), str) else None
+        nb = await self._notebook(path)
+        gates, loop = self.guard.gates, asyncio.get_running_loop()
+        assessment, _ = await loop.run_in_executor(None, gates.assess, self.principal(), path, nb, action, fmt, just, purpose)
+        reply = assessment.to_dict()
+        reply["redaction"] = None
+        if assessment.effect == "redact":
+            _, reply["redaction"] = await loop.run_in_executor(None, gates.redact, assessment, nb)
+        self.finish(reply)
+
+
 def _time(value: str | None) -> str | None:
     if value is None:
         return None
@@ -425,6 +476,8 @@ default_handlers = [
     (f"{API}/decide", DecideHandler),
     (f"{API}/audit", AuditHandler),
     (f"{API}/audit/verify", AuditVerifyHandler),
+    (f"{API}/notebook/sensitivity", NotebookSensitivityHandler),
+    (f"{API}/export/preview", ExportPreviewHandler),
     (f"{API}/kernel/decide", KernelDecideHandler),
     (f"{API}/kernel/purpose", KernelPurposeHandler),
     (f"{API}/kernel/keys", KernelKeysHandler),

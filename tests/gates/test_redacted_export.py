@@ -1,0 +1,99 @@
+"""Redacted exports through the server: a policy that lets rita export the patients notebook
+redacted, and the block mode; none of the PII values occurs in any exported byte."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import DATASETS, POLICY, write_catalog
+from gate_helpers import PII, audit, fetch_error, make_notebook, write_data
+from kernel_client import auth
+
+REDACT_RULE = """\
+rules:
+  - name: rita-exports-patients-redacted
+    users: [rita]
+    datasets: [patients]
+    actions: [export, download]
+    effect: redact
+    check_purpose: false
+"""
+
+
+@pytest.fixture
+def catalog_dir(tmp_path, request):
+    policy = POLICY if "block" in request.node.name else POLICY.replace("rules:\n", REDACT_RULE, 1)
+    return write_catalog(tmp_path / "catalog", DATASETS, policy)
+
+
+@pytest.fixture
+def jp_server_config(guard_config, request):
+    if "block" in request.node.name:
+        guard_config["GuardApp"]["export_denied_cells"] = "block"
+    if "save_hook_redact" in request.node.name:
+        guard_config["GuardApp"]["save_hook"] = "redact"
+    return guard_config
+
+
+@pytest.fixture
+def data(jp_root_dir):
+    write_data(jp_root_dir)
+    return jp_root_dir
+
+
+async def test_exports_in_every_format_are_redacted_and_recorded(data, jp_fetch, jp_ws_fetch, fetch_json):
+    await make_notebook(jp_fetch, jp_ws_fetch, fetch_json)
+    preview = await fetch_json("jupyter-guard", "api", "export", "preview", method="POST",
+                               body={"path": "analysis.ipynb", "format": "html"})
+    assert preview["effect"] == "redact" and preview["label"] == "restricted"
+    assert preview["redaction"]["entity_counts"]["EMAIL_ADDRESS"] >= 2
+    assert not any(p in json.dumps(preview) for p in PII)
+
+    for fmt in ("html", "markdown", "script", "notebook"):
+        r = await jp_fetch("nbconvert", fmt, "analysis.ipynb", headers=auth("tok-rita"), params={"download": "true"})
+        text = r.body.decode()
+        assert not any(p in text for p in PII), fmt
+        assert "jupyter_guard" in text or fmt == "script" or "Redacted" in text
+    r = await jp_fetch("files", "analysis.ipynb", headers=auth("tok-rita"))  # JupyterLab's Download
+    assert not any(p in r.body.decode() for p in PII)
+    r = await jp_fetch("api", "contents", "analysis.ipynb", headers=auth("tok-rita"), params={"format": "text", "type": "file"})
+    assert not any(p in r.body.decode() for p in PII)
+    nb = await jp_fetch("api", "contents", "analysis.ipynb", headers=auth("tok-rita"))
+    body = {"name": "analysis.ipynb", "path": "analysis.ipynb", "content": json.loads(nb.body)["content"]}
+    r = await jp_fetch("nbconvert", "html", method="POST", body=json.dumps(body), headers=auth("tok-rita"))
+    assert not any(p in r.body.decode() for p in PII)
+
+    exports = await audit(fetch_json, event_type="export")
+    assert [(r["user"], r["decision"], r["details"]["format"]) for r in exports] == [
+        ("rita", "redact", f) for f in ("html", "markdown", "script", "notebook", "html")]
+    assert all(r["details"]["redaction"]["entity_counts"] for r in exports)
+    downloads = await audit(fetch_json, event_type="download")
+    assert [(r["user"], r["decision"]) for r in downloads] == [("rita", "redact"), ("rita", "redact")]
+    assert not any(p in json.dumps(exports + downloads) for p in PII)
+
+
+async def test_block_mode_replaces_the_cells_that_read_restricted_data(data, jp_fetch, jp_ws_fetch, fetch_json):
+    await make_notebook(jp_fetch, jp_ws_fetch, fetch_json)
+    preview = await fetch_json("jupyter-guard", "api", "export", "preview", method="POST",
+                               body={"path": "analysis.ipynb", "format": "notebook"})
+    assert preview["effect"] == "redact" and preview["blocked_cells"] == ["cell-read"]
+    r = await jp_fetch("nbconvert", "notebook", "analysis.ipynb", headers=auth("tok-rita"))
+    nb = json.loads(r.body)
+    assert not any(p in r.body.decode() for p in PII)
+    cells = {c["id"]: c for c in nb["cells"]}
+    assert "print(len(df))" in "".join(cells["cell-read"]["source"])  # code stays, outputs withheld
+    (rec,) = await audit(fetch_json, event_type="export")
+    assert rec["decision"] == "redact" and rec["details"]["blocked_cells"] == 1
+    # downloads are not exports: block mode does not apply, the download stays refused
+    code, _ = await fetch_error(jp_fetch, "files", "analysis.ipynb")
+    assert code == 403
+
+
+async def test_save_hook_redact_cleans_the_saved_file(data, jp_root_dir, jp_fetch, jp_ws_fetch, fetch_json):
+    await make_notebook(jp_fetch, jp_ws_fetch, fetch_json)
+    saved = (jp_root_dir / "analysis.ipynb").read_text()
+    assert not any(p in saved for p in PII)
+    nb = json.loads(saved)
+    assert nb["metadata"]["jupyter_guard"]["sensitivity"]["label"] == "restricted"
+    assert nb["cells"][0]["metadata"]["jupyter_guard"]["pii_outputs"] == [0]
