@@ -779,7 +779,10 @@ def redact_notebook(nb: nbformat.NotebookNode, plan: ExportPlan, *, detector=Non
     guard = dict(guard) if isinstance(guard, dict) else {}
     if isinstance(guard.get("export_plan"), dict):
         guard["export_plan"] = {k: v for k, v in guard["export_plan"].items() if k != "known_secrets"}
-    guard["export"] = {"redacted": True, "policy_note": plan.policy_note, "counts": report.to_dict()}
+    # the plan travels with the export (never the known secrets), so the same redaction can be
+    # reproduced from the command line: jupyter nbconvert with GuardPreprocessor and these settings
+    guard["export"] = {"redacted": True, "policy_note": plan.policy_note, "plan": plan.to_metadata(),
+                       "counts": report.to_dict()}
     meta[GUARD_METADATA_KEY] = guard
 
     header = {"cell_type": "markdown", "metadata": {GUARD_METADATA_KEY: {"export_header": True}},

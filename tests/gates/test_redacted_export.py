@@ -97,3 +97,24 @@ async def test_save_hook_redact_cleans_the_saved_file(data, jp_root_dir, jp_fetc
     nb = json.loads(saved)
     assert nb["metadata"]["jupyter_guard"]["sensitivity"]["label"] == "restricted"
     assert nb["cells"][0]["metadata"]["jupyter_guard"]["pii_outputs"] == [0]
+
+
+async def test_the_nbconvert_command_line_gives_the_same_bytes_as_the_server(data, jp_root_dir, jp_fetch, jp_ws_fetch, fetch_json):
+    import subprocess
+    import sys
+
+    await make_notebook(jp_fetch, jp_ws_fetch, fetch_json)
+    served = (await jp_fetch("nbconvert", "notebook", "analysis.ipynb", headers=auth("tok-rita"),
+                             params={"download": "true"})).body
+    plan = json.loads(served)["metadata"]["jupyter_guard"]["export"]["plan"]
+    cli = subprocess.run(
+        [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--stdout",
+         '--Exporter.preprocessors=["jupyter_guard.nbconvert.GuardPreprocessor"]',
+         f"--GuardPreprocessor.policy_note={plan['policy_note']}",
+         f"--GuardPreprocessor.blocked_cells={json.dumps(plan['blocked_cells'])}",
+         f"--GuardPreprocessor.drop_unscannable={plan['drop_unscannable']}",
+         str(jp_root_dir / "analysis.ipynb")],
+        capture_output=True, timeout=300, stdin=subprocess.DEVNULL, check=True,
+    ).stdout
+    assert not any(p.encode() in served for p in PII)
+    assert cli == served
