@@ -166,7 +166,8 @@ def test_placeholders_header_and_metadata(redacted):
     plot = cells["plot"].outputs
     assert len(plot) == 1 and "image/png" not in plot[0].data and "image/png" in plot[0].data["text/plain"]
     meta = out.metadata[GUARD_METADATA_KEY]["export"]
-    assert meta == {"redacted": True, "policy_note": PLAN.policy_note, "counts": report.to_dict()}
+    assert meta == {"redacted": True, "policy_note": PLAN.policy_note, "plan": PLAN.to_metadata(), "counts": report.to_dict()}
+    assert "known_secrets" not in meta["plan"]  # secrets never travel in the notebook
 
 
 def test_counts(redacted):
