@@ -165,18 +165,16 @@ def _location(item: Any, root_dir: str, file: str, line: int, report: Reporter) 
         return None
 
 
-def build_dataset(
-    spec: Any, file: str, line: int, labels: dict[str, Label], root_dir: str, report: Reporter
-) -> Dataset | None:
-    if not isinstance(spec, dict):
-        report.add(file, line, "a dataset is a mapping with name, label, steward and locations")
-        return None
-    for key in sorted(set(spec) - DATASET_KEYS, key=str):
-        report.add(file, line_of(spec, key, line), f"unknown dataset field {key!r} (expected one of {', '.join(sorted(DATASET_KEYS))})")
+def _identity(
+    kind: str, keys: set[str], spec: dict, file: str, line: int, labels: dict[str, Label], report: Reporter
+) -> tuple[bool, Any, Label | None, Contact | None]:
+    """What datasets and sources share: known fields, a name, a label and a steward to ask."""
+    for key in sorted(set(spec) - keys, key=str):
+        report.add(file, line_of(spec, key, line), f"unknown {kind} field {key!r} (expected one of {', '.join(sorted(keys))})")
     ok = True
     name = spec.get("name")
     if not isinstance(name, str) or not NAME_RE.match(name):
-        report.add(file, line_of(spec, "name", line), "dataset name is required: letters, digits, '_', '.', '-'")
+        report.add(file, line_of(spec, "name", line), f"{kind} name is required: letters, digits, '_', '.', '-'")
         ok = False
     label_name = spec.get("label")
     label = labels.get(label_name) if isinstance(label_name, str) else None
@@ -184,16 +182,35 @@ def build_dataset(
         report.add(
             file,
             line_of(spec, "label", line),
-            f"unknown label {label_name!r} (labels: {', '.join(labels)})" if label_name else "dataset has no label",
+            f"unknown label {label_name!r} (labels: {', '.join(labels)})" if label_name else f"{kind} {name!r} has no label",
         )
         ok = False
     steward = None
     if "steward" not in spec:
-        report.add(file, line, f"dataset {name!r} has no steward (who people ask for access)")
+        report.add(file, line, f"{kind} {name!r} has no steward (who people ask for access)")
         ok = False
     else:
         steward = _contact(spec["steward"], file, line_of(spec, "steward", line), report)
         ok = ok and steward is not None
+    return ok, name, label, steward
+
+
+def _purposes(spec: dict, file: str, line: int, report: Reporter) -> list[str] | None:
+    """The purposes a dataset or source may be used for; None (reported) when malformed."""
+    purposes = spec.get("purposes", []) or []
+    if not isinstance(purposes, list) or not all(isinstance(p, str) and NAME_RE.match(p) for p in purposes):
+        report.add(file, line_of(spec, "purposes", line), "purposes is a list of names")
+        return None
+    return purposes
+
+
+def build_dataset(
+    spec: Any, file: str, line: int, labels: dict[str, Label], root_dir: str, report: Reporter
+) -> Dataset | None:
+    if not isinstance(spec, dict):
+        report.add(file, line, "a dataset is a mapping with name, label, steward and locations")
+        return None
+    ok, name, label, steward = _identity("dataset", DATASET_KEYS, spec, file, line, labels, report)
     raw_locs = spec.get("locations")
     locations = []
     if not isinstance(raw_locs, list) or not raw_locs:
@@ -225,11 +242,8 @@ def build_dataset(
             ok = False
             continue
         columns.append(ColumnRule(str(col), rule["entity"], how))
-    purposes = spec.get("purposes", []) or []
-    if not isinstance(purposes, list) or not all(isinstance(p, str) and NAME_RE.match(p) for p in purposes):
-        report.add(file, line_of(spec, "purposes", line), "purposes is a list of names")
-        ok = False
-        purposes = []
+    purposes = _purposes(spec, file, line, report)
+    ok = ok and purposes is not None
     if not ok:
         return None
     return Dataset(
@@ -251,29 +265,7 @@ def build_source(spec: Any, file: str, line: int, labels: dict[str, Label], repo
     if not isinstance(spec, dict):
         report.add(file, line, "a source is a mapping with name, url, label and steward (and credential, user)")
         return None
-    for key in sorted(set(spec) - SOURCE_KEYS, key=str):
-        report.add(file, line_of(spec, key, line), f"unknown source field {key!r} (expected one of {', '.join(sorted(SOURCE_KEYS))})")
-    ok = True
-    name = spec.get("name")
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        report.add(file, line_of(spec, "name", line), "source name is required: letters, digits, '_', '.', '-'")
-        ok = False
-    label_name = spec.get("label")
-    label = labels.get(label_name) if isinstance(label_name, str) else None
-    if label is None:
-        report.add(
-            file,
-            line_of(spec, "label", line),
-            f"unknown label {label_name!r} (labels: {', '.join(labels)})" if label_name else f"source {name!r} has no label",
-        )
-        ok = False
-    steward = None
-    if "steward" not in spec:
-        report.add(file, line, f"source {name!r} has no steward (who people ask for access)")
-        ok = False
-    else:
-        steward = _contact(spec["steward"], file, line_of(spec, "steward", line), report)
-        ok = ok and steward is not None
+    ok, name, label, steward = _identity("source", SOURCE_KEYS, spec, file, line, labels, report)
     credential = spec.get("credential")
     if credential is not None and (not isinstance(credential, str) or not NAME_RE.match(credential)):
         report.add(file, line_of(spec, "credential", line), "credential is the name of a secret: letters, digits, '_', '.', '-'")
@@ -318,11 +310,8 @@ def build_source(spec: Any, file: str, line: int, labels: dict[str, Label], repo
                        "JSON secret, and this source has no credential")
             report.add(file, uline, f"unknown placeholder {{{field_name}}} in url: {why}")
             ok = False
-    purposes = spec.get("purposes", []) or []
-    if not isinstance(purposes, list) or not all(isinstance(p, str) and NAME_RE.match(p) for p in purposes):
-        report.add(file, line_of(spec, "purposes", line), "purposes is a list of names")
-        ok = False
-        purposes = []
+    purposes = _purposes(spec, file, line, report)
+    ok = ok and purposes is not None
     if not ok:
         return None
     return Source(

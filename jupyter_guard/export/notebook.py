@@ -411,26 +411,27 @@ class _Pass:
             return [self.mask_tree(x) for x in v]
         return v if isinstance(v, _ATOMS) else copy.deepcopy(v)
 
-    def text(self, value, mode: str = "text"):
-        """Template of a plain text (or markdown) value: str or list of str."""
+    def _masked(self, value):
+        """A text value (str or list of str) as one string with known secrets masked, and
+        whether to scan it further (non-text values pass through unscanned)."""
         if isinstance(value, list):
             value = "".join(v for v in value if isinstance(v, str))
         if not isinstance(value, str):
-            return value
-        value = self.mask(value)
-        if not self.scan:
+            return value, False
+        return self.mask(value), self.scan
+
+    def text(self, value, mode: str = "text"):
+        """Template of a plain text (or markdown) value: str or list of str."""
+        value, scan = self._masked(value)
+        if not scan:
             return value
         lines = value.splitlines(keepends=True)
         self.units[mode].update(dict.fromkeys(lines))
         return _Tpl(mode, lines)
 
     def html(self, value):
-        if isinstance(value, list):
-            value = "".join(v for v in value if isinstance(v, str))
-        if not isinstance(value, str):
-            return value
-        value = self.mask(value)
-        if not self.scan:
+        value, scan = self._masked(value)
+        if not scan:
             return value
         pieces = _HTML_SPLIT.split(value)
         self.units["html"].update(dict.fromkeys(pieces[0::2]))
