@@ -30,13 +30,13 @@ from .credentials import (
     secret_variables,
 )
 from .errors import AuditError, CatalogError, CredentialError
-from .governor import Governance, Governor, catalog_fingerprint, empty_governance, load_governance
+from .governor import Governance, Governor, catalog_fingerprint, discoverer, empty_governance, load_governance
 from .cells import CellTracker, observing_connection_class
 from .gates import install_gates, save_hook
 from .handlers import default_handlers
-from .kernels import KernelBindings, install_identity, install_kernel_launch
+from .kernels import KernelBindings, install_identity, install_kernel_launch, kernel_owner
 from .paths import default_audit_db, default_audit_dir, default_key_file
-from .policy import Principal
+from .policy import Policy, Principal
 
 EVENT_SCHEMA_ID = "https://events.jupyter.org/jupyter_guard/audit/v1"
 EVENT_SCHEMA = Path(__file__).parent / "event_schemas" / "audit" / "v1.yaml"
@@ -454,6 +454,25 @@ class GuardApp(ExtensionApp):
 
     def is_steward(self, principal) -> bool:
         return bool(set(self.steward_roles) & set(principal.roles))
+
+    def discoverer(self, who: Principal, policy: Policy | None = None):
+        """Whether ``who`` may know a dataset exists (memoised; see governor.discoverer)."""
+        return discoverer(policy or self.governor.policy, who, steward=self.is_steward(who))
+
+    def kernel_principal(self, binding) -> Principal:
+        """Whom a kernel acts for (the server owner for a kernel started outside any request)."""
+        return self.principal_for(binding.user or kernel_owner(self))
+
+    async def kernel_governance(self, binding) -> dict:
+        """A kernel's governance for the notebook indicator (IKernelGovernance)."""
+        catalog = self.governor.catalog
+
+        def color_of(name: str) -> str:
+            label = catalog.label(name)
+            return label.color if label else ""
+
+        notebook = await self.cells.notebook(binding.kernel_id, binding)
+        return binding.governance(notebook=notebook, purposes=self.known_purposes(), color_of=color_of)
 
 
 def _now() -> str:

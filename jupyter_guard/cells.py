@@ -85,7 +85,7 @@ class CellTracker:
 
     async def _record(self, ex: Execution, guarded: bool, report: dict | None, content: dict) -> None:
         binding = self.app.kernel_bindings.by_kernel(ex.kernel_id)
-        notebook = await self._notebook(ex.kernel_id, binding)
+        notebook = await self.notebook(ex.kernel_id, binding)
         loop = asyncio.get_running_loop()
         known = tuple(binding.secrets) if binding else ()
         masked = await loop.run_in_executor(None, mask_secrets, ex.code, known)
@@ -127,7 +127,8 @@ class CellTracker:
         except Exception:  # the store is down: the reads themselves already failed closed
             log.exception("jupyter_guard: could not record cell execution %s", ex.msg_id)
 
-    async def _notebook(self, kernel_id: str, binding: Any) -> str | None:
+    async def notebook(self, kernel_id: str, binding: Any) -> str | None:
+        """The kernel's notebook as its session names it now (after a rename), else as bound."""
         try:
             sm = self.app.serverapp.session_manager
             sessions = await sm.list_sessions()

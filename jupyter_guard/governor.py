@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .audit import AuditEvent, AuditLog, AuditRecord
-from .catalog import Catalog, Resolution
+from .catalog import Catalog, Dataset, Resolution
 from .catalog.loader import build_catalog, read_sections
 from .errors import AuditError, CatalogError, GuardDenied, Problem
 from .policy import DENY, Decision, Policy, Principal, build_policy
@@ -173,6 +173,25 @@ class Governor:
         except AuditError as e:
             raise GuardDenied(_unaudited(decision, e), decision=_as_denied(decision, e)) from e
         return decision, record
+
+
+def discoverer(policy: Policy, who: Principal, *, steward: bool) -> Callable[[Dataset], bool]:
+    """Whether ``who`` may know that a dataset (or a source's ``as_dataset()``) exists.
+
+    Stewards see everything; everyone else needs the policy's ``discover`` action. Memoised
+    per dataset name and label, so one listing or one batch of paths asks the policy once each.
+    """
+    seen: dict[tuple[str, str], bool] = {}
+
+    def visible(ds: Dataset) -> bool:
+        if steward:
+            return True
+        key = (ds.name, ds.label.name)
+        if key not in seen:
+            seen[key] = policy.decide(who, ds, "discover").permitted
+        return seen[key]
+
+    return visible
 
 
 def _worth_recording(decision: Decision) -> bool:

@@ -21,7 +21,10 @@ import inspect
 import os
 import secrets
 import uuid
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 TOKEN_HEADER = "X-Jupyter-Guard-Kernel"
@@ -33,8 +36,22 @@ ENV_NER_MODEL = "JUPYTER_GUARD_NER_MODEL"  # the admin's c.GuardApp.ner_model, f
 request_user: contextvars.ContextVar[Any] = contextvars.ContextVar("jupyter_guard_request_user", default=None)
 
 
+#: refusals a binding keeps for the notebook's governance indicator (newest last)
+MAX_DENIALS = 20
+#: effects that hand data to the kernel (a justify decision counts when it was permitted)
+_PERMITTING = ("allow", "redact", "justify")
+
+
 @dataclass
 class KernelBinding:
+    """One kernel: whom it acts for, its declared purpose, and what it was decided so far.
+
+    The purpose is the server's: ``%guard purpose`` (kernel route) and the notebook toolbar
+    (user route) both set it here, and every decision for this kernel uses it. What the
+    kernel was decided (datasets, refusals) is kept for the governance indicator; ``version``
+    grows with every change so a client can tell whether anything changed.
+    """
+
     kernel_id: str
     user: Any  # the jupyter_server User object of the request that started the kernel
     guardable: bool  # an IPython kernel that was told to load the guard
@@ -43,6 +60,59 @@ class KernelBinding:
     token_hash: str = field(default="", repr=False)
     #: every secret value the server handed to this kernel (masked in its outputs and cell records)
     secrets: set[str] = field(default_factory=set, repr=False)
+    version: int = 0
+    #: dataset (or source) name -> {label, rank, effects, last_seq, permitted}
+    datasets: dict[str, dict] = field(default_factory=dict, repr=False)
+    denials: deque = field(default_factory=lambda: deque(maxlen=MAX_DENIALS), repr=False)
+
+    def set_purpose(self, purpose: str | None) -> None:
+        if purpose != self.purpose:
+            self.purpose = purpose
+            self.version += 1
+
+    def note(self, decision: Any, *, rank: int, audit_seq: int | None, msg_id: str | None,
+             cell_id: str | None, effect: str | None = None) -> None:
+        """Remember one decision made for this kernel (a policy Decision; ``effect`` overrides
+        its effect, e.g. ``error`` when a permitted credential could not be looked up)."""
+        effect = effect or decision.effect
+        permitted = decision.permitted and effect in _PERMITTING
+        if decision.dataset is not None:
+            entry = self.datasets.setdefault(
+                decision.dataset, {"label": decision.label, "rank": rank, "effects": {}, "last_seq": None, "permitted": 0}
+            )
+            entry.update(label=decision.label, rank=rank)
+            entry["effects"][effect] = entry["effects"].get(effect, 0) + 1
+            entry["permitted"] += permitted
+            if audit_seq is not None:
+                entry["last_seq"] = audit_seq
+        if effect == "deny" or (not permitted and effect in _PERMITTING):
+            self.denials.append({
+                "msg_id": msg_id or None, "cell_id": cell_id or None, "dataset": decision.dataset,
+                "label": decision.label, "target": decision.target or "", "effect": effect,
+                "message": decision.message(), "reasons": list(decision.reasons), "ask": decision.ask,
+                "audit_seq": audit_seq, "time": _now(),
+            })
+        self.version += 1
+
+    def governance(self, *, notebook: str | None, purposes: list[str], color_of: Callable[[str], str]) -> dict:
+        """What the notebook's governance indicator shows (IKernelGovernance in the frontend)."""
+        # a kernel without the guard asks nothing (and what it might ask is not the guard's)
+        datasets = sorted(self.datasets.items(), key=lambda item: (-item[1]["rank"], item[0])) if self.guardable else []
+        top = next(((n, d) for n, d in datasets if d["permitted"]), None)
+        return {
+            "kernel_id": self.kernel_id,
+            "notebook": notebook,
+            "guarded": self.guardable,
+            "purpose": self.purpose,
+            "purposes": purposes,
+            "highest": {"label": top[1]["label"], "rank": top[1]["rank"], "color": color_of(top[1]["label"])} if top else None,
+            "datasets": [
+                {"dataset": name, "label": d["label"], "rank": d["rank"], "effects": dict(d["effects"]), "last_seq": d["last_seq"]}
+                for name, d in datasets
+            ],
+            "denials": list(self.denials) if self.guardable else [],
+            "version": self.version,
+        }
 
 
 class KernelBindings:
@@ -70,6 +140,10 @@ class KernelBindings:
 
     def by_kernel(self, kernel_id: str) -> KernelBinding | None:
         return self._by_kernel.get(kernel_id)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _hash(token: str) -> str:
@@ -136,7 +210,7 @@ def install_identity(app: Any) -> None:
                 return None  # a stale or forged kernel token authenticates nobody
             handler.kernel_binding = binding
             handler._token_authenticated = True  # header token, like jupyter_server's own: no XSRF
-            user = binding.user or _owner(app)
+            user = binding.user or kernel_owner(app)
         else:
             user = original(handler)
             if inspect.isawaitable(user):
@@ -147,7 +221,7 @@ def install_identity(app: Any) -> None:
     provider.get_user = get_user
 
 
-def _owner(app: Any) -> Any:
+def kernel_owner(app: Any) -> Any:
     """A kernel started outside any request (e.g. by another extension) acts for the server owner."""
     from jupyter_server.auth.identity import User
 

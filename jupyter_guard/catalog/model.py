@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import string
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from .locations import (
     PATH,
@@ -32,6 +33,9 @@ class Label:
     description: str = ""
     color: str = ""
 
+    def to_dict(self) -> dict:
+        return {"name": self.name, "rank": self.rank, "color": self.color, "description": self.description}
+
 
 @dataclass(frozen=True)
 class Contact:
@@ -40,6 +44,9 @@ class Contact:
 
     def __str__(self) -> str:
         return f"{self.name} <{self.email}>" if self.email else self.name
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "email": self.email}
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,7 @@ class Dataset:
             "description": self.description,
             "label": self.label.name,
             "owner": self.owner,
-            "steward": {"name": self.steward.name, "email": self.steward.email} if self.steward else None,
+            "steward": self.steward.to_dict() if self.steward else None,
             "locations": [{"kind": loc.kind, "location": loc.source} for loc in self.locations],
             "columns": [{"name": c.column, "entity": c.entity, "rule": c.rule} for c in self.columns],
             "purposes": list(self.purposes),
@@ -124,7 +131,7 @@ class Source:
             "description": self.description,
             "label": self.label.name,
             "owner": self.owner,
-            "steward": {"name": self.steward.name, "email": self.steward.email} if self.steward else None,
+            "steward": self.steward.to_dict() if self.steward else None,
             "url": self.url,
             "credential": self.credential,
             "user": self.user,
@@ -191,6 +198,7 @@ class Catalog:
     files: tuple[str, ...] = ()
     sources: dict[str, Source] = field(default_factory=dict)
     _indexes: dict[str, LocationIndex] = field(default_factory=dict, repr=False)
+    _folders: dict[str, tuple[Dataset, ...]] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._label_by_name = {label.name: label for label in self.labels}
@@ -223,16 +231,25 @@ class Catalog:
 
     def search(self, query: str = "") -> list[Dataset]:
         """Datasets whose name, description, label, steward or columns mention every word."""
-        words = query.lower().split()
-        found = []
-        for ds in self.datasets.values():
-            hay = " ".join(
-                [ds.name, ds.description, ds.label.name, str(ds.steward or ""), ds.owner]
-                + [f"{c.column} {c.entity}" for c in ds.columns]
-            ).lower()
-            if all(w in hay for w in words):
-                found.append(ds)
-        return sorted(found, key=lambda d: d.name)
+        return _search(
+            self.datasets.values(), query, lambda ds: [f"{c.column} {c.entity}" for c in ds.columns]
+        )
+
+    def search_sources(self, query: str = "") -> list[Source]:
+        """Data sources whose name, description, label, steward or owner mention every word."""
+        return _search(self.sources.values(), query, lambda src: [])
+
+    def folders(self) -> Mapping[str, tuple[Dataset, ...]]:
+        """Folder (normalised, under root_dir) -> the datasets located below it, most sensitive first.
+
+        Built on first use and kept with this catalog (a reload builds a new catalog); see
+        :mod:`jupyter_guard.catalog.folders`.
+        """
+        if self._folders is None:
+            from .folders import build_folder_index
+
+            self._folders = build_folder_index(self.datasets.values(), self.root_dir)
+        return self._folders
 
     def summary(self) -> dict:
         counts = {label.name: 0 for label in self.labels}
@@ -245,6 +262,18 @@ class Catalog:
             "labels": [label.name for label in self.labels],
             "datasets_by_label": counts,
         }
+
+
+def _search(items: Iterable, query: str, extra: Callable[[Any], list[str]]) -> list:
+    words = query.lower().split()
+    found = []
+    for item in items:
+        hay = " ".join(
+            [item.name, item.description, item.label.name, str(item.steward or ""), item.owner, *extra(item)]
+        ).lower()
+        if all(w in hay for w in words):
+            found.append(item)
+    return sorted(found, key=lambda i: i.name)
 
 
 def location_key(kind: str, source: str, root_dir: str) -> str:

@@ -51,15 +51,17 @@ class GuardClient:
         raise GuardDenied(self._failure(status, reply, what="decide on this read"), decision=reply)
 
     def credential(self, source: str, *, msg_id: str | None = None, cell_id: str | None = None,
-                   purpose: str | None = None, justification: str | None = None) -> dict:
+                   justification: str | None = None) -> dict:
         """The server's answer on handing this kernel the credential of data source ``source``.
+
+        The server decides under the purpose it holds for this kernel (route ``purpose``).
 
         A refusal (200, ``permitted: false``) is returned: the caller raises with its message.
         An unknown source (404), a secret that could not be looked up (502) or an audit log
         that cannot record (503) raise GuardDenied here with the server's message, which
         names the source and the provider and never a secret.
         """
-        body = {"source": source, "msg_id": msg_id or "", "cell_id": cell_id, "purpose": purpose}
+        body = {"source": source, "msg_id": msg_id or "", "cell_id": cell_id}
         if justification:
             body["justification"] = justification
         status, reply = self.request("POST", "credential", body)
@@ -72,6 +74,8 @@ class GuardClient:
                           decision=reply if isinstance(reply, dict) else None)
 
     def purpose(self, name: str | None = None, *, set_it: bool = False) -> dict:
+        """The purpose the server holds for this kernel (set it with ``set_it``); the server's is the
+        one decisions use, whether ``%guard purpose`` or the notebook toolbar set it."""
         status, reply = self.request("POST", "purpose", {"purpose": name}) if set_it else self.request("GET", "purpose")
         if status == 200 and isinstance(reply, dict):
             return reply

@@ -71,8 +71,7 @@ def connect(source: str, **engine_kwargs: Any) -> Any:
         )
     msg_id, cell_id = guard.request_ids()
     with governed():  # the HTTP call's own imports and file reads are not governed reads
-        reply = guard.client.credential(source, msg_id=msg_id, cell_id=cell_id, purpose=guard.purpose,
-                                        justification=guard.justification)
+        reply = guard.client.credential(source, msg_id=msg_id, cell_id=cell_id, justification=guard.justification)
     if reply.get("effect") == "justify" and reply.get("permitted") and guard.justification:
         guard.justification = None  # one justification, one use (as for reads)
     if not reply.get("permitted"):

@@ -55,7 +55,7 @@ class Guard:
         self.shell = shell
         self.kernel = getattr(shell, "kernel", None)
         self.client = GuardClient()
-        self.purpose: str | None = None
+        self.purpose: str | None = None  # the server's, as last seen (the server holds the real one)
         self.justification: str | None = None
         self.ner_model = os.environ.get(ENV_NER_MODEL) or None
         self.totals: dict[str, int] = {}
@@ -123,14 +123,12 @@ class Guard:
         """The server's decision on reading ``target`` (cached for this execution)."""
         with self._lock:
             msg_id, cell_id = self._execution()
-            key = (kind, target, self.purpose)
+            key = (kind, target)
             hit = self._cache.get(key)
             if hit is not None:
                 return hit
-            body = {
-                "target": target, "kind": kind, "action": "read", "msg_id": msg_id or "",
-                "cell_id": cell_id, "purpose": self.purpose,
-            }
+            # no purpose: the server decides under the purpose it holds for this kernel
+            body = {"target": target, "kind": kind, "action": "read", "msg_id": msg_id or "", "cell_id": cell_id}
             if self.justification:
                 body["justification"] = self.justification
             with governed():  # the HTTP call's own imports and file reads are not governed reads

@@ -49,7 +49,7 @@ def _purpose(guard: Any, rest: str, UsageError: type) -> None:
         if not rest:
             with governed():
                 reply = guard.client.purpose()
-            current = reply.get("purpose")
+            current = guard.purpose = reply.get("purpose")  # the toolbar may have changed it
             print(f"Purpose of this session: {current or 'none declared'}")
             print("Purposes the catalog knows: " + (", ".join(reply.get("known") or []) or "none"))
             if not current:
@@ -91,7 +91,8 @@ def _status(guard: Any, hooks: Any) -> None:
         with governed():
             reply = guard.client.purpose()
         server = "reachable"
-        purpose = reply.get("purpose") or "none declared"
+        guard.purpose = reply.get("purpose")
+        purpose = guard.purpose or "none declared"
     except GuardDenied as e:
         server, purpose = f"NOT reachable: {e}", guard.purpose or "none declared"
     rows = [
