@@ -92,7 +92,7 @@ class CellTracker:
         worst = max(ex.decisions, key=lambda d: (EFFECT_ORDER.get(d.get("effect"), 0), d.get("rank", -1)), default=None)
         labelled = [d for d in ex.decisions if d.get("label")]
         top = max(labelled, key=lambda d: d.get("rank", -1), default=None)
-        principal = self.app.principal_for(binding.user) if binding else None
+        principal = self.app.kernel_principal(binding) if binding else None
         details = {
             "guarded": guarded,
             "kernel_language_guardable": bool(binding and binding.guardable),

@@ -65,6 +65,12 @@ class KernelBinding:
     datasets: dict[str, dict] = field(default_factory=dict, repr=False)
     denials: deque = field(default_factory=lambda: deque(maxlen=MAX_DENIALS), repr=False)
 
+    def forget_reads(self) -> None:
+        """After a restart the kernel holds nothing it read: the indicator starts afresh."""
+        self.datasets.clear()
+        self.denials.clear()
+        self.version += 1
+
     def set_purpose(self, purpose: str | None) -> None:
         if purpose != self.purpose:
             self.purpose = purpose
@@ -187,6 +193,26 @@ def install_kernel_launch(app: Any) -> None:
             raise
 
     km.start_kernel = start_kernel
+
+    # a shut-down kernel's token must stop working; a restarted kernel holds no data any more
+    shutdown, restart = km.shutdown_kernel, km.restart_kernel
+
+    async def shutdown_kernel(kernel_id: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = shutdown(kernel_id, *args, **kwargs)
+            return await result if inspect.isawaitable(result) else result
+        finally:
+            app.kernel_bindings.unbind(kernel_id)
+
+    async def restart_kernel(kernel_id: str, *args: Any, **kwargs: Any) -> Any:
+        result = restart(kernel_id, *args, **kwargs)
+        result = await result if inspect.isawaitable(result) else result
+        binding = app.kernel_bindings.by_kernel(kernel_id)
+        if binding is not None:
+            binding.forget_reads()
+        return result
+
+    km.shutdown_kernel, km.restart_kernel = shutdown_kernel, restart_kernel
 
 
 def _api_path(os_path: str | None, root_dir: str) -> str | None:

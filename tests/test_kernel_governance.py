@@ -144,6 +144,24 @@ async def test_the_indicator_follows_what_the_kernel_reads_and_the_purpose_set_f
         assert again["highest"]["label"] == "restricted"  # what the kernel holds is still restricted data
 
 
+async def test_a_restart_starts_the_indicator_afresh_and_a_shutdown_ends_the_binding(data, jp_fetch, jp_ws_fetch, fetch_json):
+    async with running_kernel(jp_fetch, jp_ws_fetch) as (kernel_id, k):
+        res = await k.execute("import pandas as pd\nprint(pd.read_csv('data/clinics.csv').city[0])")
+        assert res.text.strip() == "Springfield"
+        before = await fetch_json(*kernel_route(kernel_id))
+        assert [d["dataset"] for d in before["datasets"]] == ["clinics"]
+        await fetch_json(*kernel_route(kernel_id, "purpose"), method="POST", body={"purpose": "treatment-research"})
+
+        await jp_fetch("api", "kernels", kernel_id, "restart", method="POST", body="{}", headers=auth("tok-rita"))
+        after = await fetch_json(*kernel_route(kernel_id))
+        assert after["datasets"] == [] and after["highest"] is None and after["denials"] == []
+        assert after["version"] > before["version"]
+        assert after["purpose"] == "treatment-research"  # the session's declaration outlives a restart
+    # the context deleted the kernel: its governance and its token are gone
+    code, _ = await error_of(fetch_json(*kernel_route(kernel_id)))
+    assert code == 404
+
+
 async def test_only_the_kernels_user_may_see_or_set_its_governance(data, jp_fetch, jp_ws_fetch, fetch_json, audit_dir):
     async with running_kernel(jp_fetch, jp_ws_fetch) as (kernel_id, k):
         for token, name in (("tok-dana", "dana"), ("tok-olaf", "olaf")):  # a steward too: it is rita's kernel
