@@ -18,7 +18,7 @@ setup() {
   . "$VENV/bin/activate"
   local stamp="$VENV/.jupyter-guard-installed"
   local sources
-  sources=$(cat pyproject.toml package.json yarn.lock labextension/src/*.ts | sha256sum | cut -c1-16)
+  sources=$( (cat pyproject.toml package.json yarn.lock; find labextension -type f -not -path '*/__tests__/*' | LC_ALL=C sort | xargs cat) | sha256sum | cut -c1-16)
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sources" ] || [ -n "${CI:-}" ]; then
     python -m pip install -q --upgrade pip
     python -m pip install -q -e ".[test]"

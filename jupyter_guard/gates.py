@@ -75,6 +75,7 @@ class Assessment:
     message: str = ""
     needs_justification: bool = False
     known_secrets: tuple[str, ...] = ()
+    purpose: str | None = None  # the purpose it was decided under (the request's or the session's)
 
     @property
     def governed(self) -> bool:
@@ -88,6 +89,7 @@ class Assessment:
             "effect": self.effect,
             "permitted": self.effect != DENY,
             "needs_justification": self.needs_justification,
+            "purpose": self.purpose,
             "message": self.message or None,
             "label": self.sensitivity.get("label"),
             "datasets": self.sensitivity.get("datasets", []),
@@ -165,9 +167,24 @@ class ExportGate:
         lab = catalog.label(label) or Label(label, 10**6)
         return Dataset(name=name, label=lab)
 
+    def session_purpose(self, who: Any, path: str | None) -> str | None:
+        """The purpose this user declared for the notebook's running kernel, if any.
+
+        A researcher declares a purpose once for the session (toolbar or ``%guard purpose``);
+        exporting that notebook's results is part of the same work, so the export is decided
+        under it unless the request names another.
+        """
+        if not path:
+            return None
+        for binding in reversed(self.app.kernel_bindings.for_notebook(path)):
+            if binding.purpose and self.app.kernel_principal(binding).user == who.user:
+                return binding.purpose
+        return None
+
     def assess(self, who: Any, path: str | None, nb: Any, action: str, fmt: str | None,
                justification: str | None = None, purpose: str | None = None) -> tuple[Assessment, Any]:
         """Decide one export/download of a notebook without recording it — blocking."""
+        purpose = purpose or self.session_purpose(who, path)
         sens, scanned = self.sensitivity_of(path, nb)
         target = path or "(notebook in the request body)"
         policy = self.governor.policy
@@ -183,7 +200,7 @@ class ExportGate:
         if not decisions:
             decisions.append(policy.decide(who, None, action, target=target, purpose=purpose,
                                            justification=justification))
-        a = Assessment(path, action, fmt, sens, decisions, known_secrets=self.known_secrets(path))
+        a = Assessment(path, action, fmt, sens, decisions, known_secrets=self.known_secrets(path), purpose=purpose)
         refused = [d for d in decisions if not d.permitted]
         if refused and self.app.export_denied_cells == "block" and action == "export":
             # block mode: cells that read the refused datasets lose their outputs, if every such
@@ -244,6 +261,7 @@ class ExportGate:
             decision=JUSTIFY if a.effect == ALLOW and any(d.effect == JUSTIFY for d in a.decisions) else a.effect,
             reasons=tuple(r for d in a.decisions for r in d.reasons)[:20] + ((refused_for,) if refused_for else ()),
             justification=(justification or None) if any(d.effect == JUSTIFY for d in a.decisions) else None,
+            purpose=a.purpose,
             notebook=a.path,
             details={
                 "format": a.fmt,

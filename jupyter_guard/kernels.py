@@ -147,6 +147,10 @@ class KernelBindings:
     def by_kernel(self, kernel_id: str) -> KernelBinding | None:
         return self._by_kernel.get(kernel_id)
 
+    def for_notebook(self, path: str) -> list[KernelBinding]:
+        """The running kernels of one notebook (API path), oldest first."""
+        return [b for b in self._by_kernel.values() if b.notebook == path]
+
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -140,6 +140,7 @@ class Guard:
 
     def decide_all(self, targets: list[tuple[str, str | None]], reader: str) -> list[dict]:
         """Decide every target; raise GuardDenied (and report it) on the first refusal."""
+        __tracebackhide__ = True  # the researcher sees their own line and the reason, not guard internals
         decisions = []
         for target, kind in targets:
             decision = self.decide(target, kind)

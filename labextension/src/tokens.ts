@@ -313,6 +313,8 @@ export interface IExportPreview {
   effect: Effect;
   permitted: boolean;
   needs_justification: boolean;
+  /** The purpose it was decided under: the request's, or the notebook kernel's declared one. */
+  purpose: string | null;
   message: string | null;
   label: string | null;
   datasets: { dataset: string; label: string }[];

@@ -8,7 +8,7 @@ import json
 import pytest
 from conftest import DATASETS, POLICY, write_catalog
 from gate_helpers import PII, audit, fetch_error, make_notebook, write_data
-from kernel_client import auth
+from kernel_client import auth, running_kernel
 
 REDACT_RULE = """\
 rules:
@@ -23,7 +23,10 @@ rules:
 
 @pytest.fixture
 def catalog_dir(tmp_path, request):
-    policy = POLICY if "block" in request.node.name else POLICY.replace("rules:\n", REDACT_RULE, 1)
+    rule = REDACT_RULE
+    if "session_purpose" in request.node.name:  # the patients dataset's purposes apply to exports too
+        rule = rule.replace("    check_purpose: false\n", "")
+    policy = POLICY if "block" in request.node.name else POLICY.replace("rules:\n", rule, 1)
     return write_catalog(tmp_path / "catalog", DATASETS, policy)
 
 
@@ -118,3 +121,32 @@ async def test_the_nbconvert_command_line_gives_the_same_bytes_as_the_server(dat
     ).stdout
     assert not any(p.encode() in served for p in PII)
     assert cli == served
+
+
+async def test_an_export_is_decided_under_the_session_purpose_of_the_notebooks_kernel(data, jp_fetch, jp_ws_fetch, fetch_json):
+    import nbformat
+
+    async def preview():
+        return await fetch_json("jupyter-guard", "api", "export", "preview", method="POST",
+                                body={"path": "analysis.ipynb", "format": "html", "action": "download"})
+
+    async with running_kernel(jp_fetch, jp_ws_fetch, path="analysis.ipynb") as (kernel_id, k):
+        purpose = ("jupyter-guard", "api", "kernels", kernel_id, "purpose")
+        await fetch_json(*purpose, method="POST", body={"purpose": "treatment-research"})  # the toolbar
+        res = await k.execute("import pandas as pd\nprint(len(pd.read_csv('data/patients.csv')))")
+        assert res.reply["content"]["status"] == "ok", res.text
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(1)")])
+        await jp_fetch("api", "contents", "analysis.ipynb", method="PUT", headers=auth("tok-rita"),
+                       body=json.dumps({"type": "notebook", "format": "json", "content": nb}))
+
+        under = await preview()
+        assert (under["effect"], under["label"]) == ("redact", "restricted"), under
+        r = await jp_fetch("files", "analysis.ipynb", headers=auth("tok-rita"))  # the gate itself agrees
+        assert r.code == 200
+        (download,) = await audit(fetch_json, event_type="download")
+        assert (download["decision"], download["purpose"]) == ("redact", "treatment-research")
+
+        await fetch_json(*purpose, method="POST", body={"purpose": None})  # withdrawn: refused again
+        withdrawn = await preview()
+        assert withdrawn["effect"] == "deny"
+        assert any("needs a declared purpose" in r for d in withdrawn["decisions"] for r in d["reasons"])

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from lab_users import RESEARCHER_TOKEN  # tests/ui is on sys.path (rootdir-relative imports)
+
 pytestmark = pytest.mark.ui
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "status-bar.png"
@@ -17,9 +19,9 @@ STATUS_TIMEOUT_MS = 30_000
 ANSWERED = re.compile(r"Guard: (unavailable|\d+ datasets?\b)")
 
 
-def _open_lab(page: Any, lab_server: Any) -> None:
-    """Open /lab and check the jupyter-guard labextension is one the server offers."""
-    page.goto(lab_server.url("/lab"), timeout=LAB_LOAD_TIMEOUT_MS)
+def _open_lab(page: Any, lab_server: Any, token: str = RESEARCHER_TOKEN) -> None:
+    """Open /lab as ``token``'s user; check the jupyter-guard labextension is offered."""
+    page.goto(lab_server.url("/lab", token), timeout=LAB_LOAD_TIMEOUT_MS)
     config = json.loads(page.locator("#jupyter-config-data").text_content() or "{}")
     extensions = [ext.get("name") for ext in config.get("federated_extensions", [])]
     assert "jupyter-guard" in extensions, (
@@ -49,7 +51,7 @@ def test_status_bar_shows_catalog(page: Any, lab_server: Any) -> None:
     expect(item).to_have_text(ANSWERED, timeout=STATUS_TIMEOUT_MS)
     text = item.text_content() or ""
     title = item.get_attribute("title") or ""
-    assert re.search(r"Guard: 1 dataset\b", text), (
+    assert text == "Guard: 4 datasets · researcher", (
         f"status bar says {text!r}: {title}\n{lab_server.log_tail()}"
     )
     assert lab_server.catalog_dir.name in title  # the catalog directory
@@ -71,13 +73,14 @@ def test_clicking_the_item_shows_the_status_json(page: Any, lab_server: Any) -> 
     _open_lab(page, lab_server)
     item = page.locator("#jp-main-statusbar .jp-guard-status")
     expect(item).to_have_text(ANSWERED, timeout=STATUS_TIMEOUT_MS)
-    assert re.search(r"Guard: 1 dataset\b", item.text_content() or ""), item.get_attribute("title")
+    assert item.text_content() == "Guard: 4 datasets · researcher", item.get_attribute("title")
 
     item.click()
     body = page.locator(".jp-Dialog .jp-guard-status-json")
     expect(body).to_be_visible(timeout=STATUS_TIMEOUT_MS)
     status = json.loads(body.text_content() or "{}")
-    assert status["catalog"]["datasets"] == 1
+    assert status["catalog"]["datasets"] == 4
+    assert status["user"]["name"] == "rita" and status["user"]["steward"] is False
     assert Path(status["catalog"]["directory"]).resolve() == lab_server.catalog_dir.resolve()
     page.locator(".jp-Dialog .jp-mod-accept").click()
     expect(body).to_have_count(0)
