@@ -98,6 +98,34 @@ def test_file_browser_shows_label_badges(page: Any, lab: Any) -> None:
     assert not errors, errors
 
 
+def test_catalog_panel_lists_what_the_researcher_may_do(page: Any, lab: Any) -> None:
+    from playwright.sync_api import expect
+
+    errors = open_lab(page, lab, RESEARCHER_TOKEN)
+    run_command(page, "jupyter-guard:open-catalog")
+    panel = page.locator("#jp-guard-catalog")
+    patients = panel.locator(".jp-guard-catalog-entry[data-dataset='patients']")
+    expect(patients).to_be_visible(timeout=UI_MS)
+    expect(patients.locator(".jp-guard-badge")).to_have_attribute("data-guard-label", "restricted")
+    expect(patients.locator(".jp-guard-catalog-steward")).to_contain_text("Dana Steward")
+    expect(patients.locator(".jp-guard-catalog-column[data-column='ssn']")).to_contain_text("US_SSN")
+    expect(patients.locator("pre.jp-guard-snippet")).to_contain_text('pd.read_csv("data/patients.csv")')
+    # without a purpose the restricted dataset is refused; previewing under one shows redacted
+    read = patients.locator(".jp-guard-may-item[data-action='read']")
+    expect(read).to_have_attribute("data-effect", "deny")
+    panel.locator("select.jp-guard-catalog-purpose").select_option("treatment-research")
+    expect(read).to_have_attribute("data-effect", "redact", timeout=UI_MS)
+
+    panel.locator("input.jp-guard-catalog-search").fill("salar")
+    expect(panel.locator(".jp-guard-catalog-entry")).to_have_count(1, timeout=UI_MS)
+    salaries = panel.locator(".jp-guard-catalog-entry[data-dataset='salaries']")
+    expect(salaries.locator("button.jp-guard-request-access")).to_be_visible()
+    panel.locator("input.jp-guard-catalog-search").fill("")
+    expect(panel.locator(".jp-guard-catalog-entry")).to_have_count(4, timeout=UI_MS)
+    shoot(page, "catalog-panel.png")
+    assert not errors, errors
+
+
 def test_researcher_notebook_indicator_denial_and_export_review(page: Any, lab: Any) -> None:
     from playwright.sync_api import expect
 
@@ -137,7 +165,17 @@ def test_researcher_notebook_indicator_denial_and_export_review(page: Any, lab: 
 
     # Save, then ask to download: the review shows sensitivity and what is redacted.
     run_command(page, "docmanager:save")
-    expect(page.locator(".jp-NotebookPanel .jp-mod-dirty")).to_have_count(0, timeout=UI_MS)
+    saved = lab.root_dir / NOTEBOOK
+    for _ in range(300):  # the review reads the saved file: wait until the outputs are on disk
+        try:
+            outputs = [o for c in json.loads(saved.read_text())["cells"] for o in c.get("outputs", [])]
+        except ValueError:  # caught mid-write
+            outputs = []
+        if "maria.gonzalez@example.com" in json.dumps(outputs):
+            break
+        page.wait_for_timeout(100)
+    else:
+        raise AssertionError(f"the notebook was not saved with its outputs: {saved.read_text()[:2000]}")
     run_command(page, "docmanager:download")
     review = page.locator(".jp-Dialog .jp-guard-export-review")
     expect(review).to_be_visible(timeout=KERNEL_MS)
