@@ -5,6 +5,7 @@
 import { formatCount, formatTime } from './auditQuery';
 import { errorReason } from './statusWidget';
 import { IAuditRecord, IAuditVerify } from './tokens';
+import { el } from './dom';
 
 /** Height of a list row in px (CSS .jp-guard-audit-row agrees). */
 export const AUDIT_ROW_HEIGHT = 28;
@@ -143,20 +144,6 @@ const DETAIL_FIELDS: readonly [keyof IAuditRecord, string][] = [
   ['mac', 'MAC']
 ];
 
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  className?: string,
-  text?: string
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (className) {
-    node.className = className;
-  }
-  if (text !== undefined) {
-    node.textContent = text;
-  }
-  return node;
-}
 
 /** The detail of one record: every field, reasons, justification, code, details. */
 export function renderRecordDetail(record: IAuditRecord, locale?: string): HTMLElement {

@@ -18,6 +18,7 @@ import {
   ICatalogSource,
   IGuardLabel
 } from './tokens';
+import { el } from './dom';
 
 // ---------------------------------------------------------------------------
 // Pure formatting
@@ -76,20 +77,6 @@ export function needsAccess(dataset: ICatalogDataset): boolean {
 // The panel
 // ---------------------------------------------------------------------------
 
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  className?: string,
-  text?: string
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (className) {
-    node.className = className;
-  }
-  if (text !== undefined) {
-    node.textContent = text;
-  }
-  return node;
-}
 
 /** Copy text: the async clipboard API, else JupyterLab's copy-event fallback. */
 export async function copyText(text: string): Promise<void> {

@@ -16,6 +16,7 @@ import { Widget } from '@lumino/widgets';
 import { xsrfFromCookie } from './auditQuery';
 import { errorReason } from './statusWidget';
 import { IExportPreview, REVIEWED_COMMANDS } from './tokens';
+import { el } from './dom';
 
 /** A justification shorter than this does not enable the accept button. */
 export const MIN_JUSTIFICATION = 10;
@@ -242,20 +243,6 @@ export function askList(preview: IExportPreview): string[] {
   return out;
 }
 
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  className?: string,
-  text?: string
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (className) {
-    node.className = className;
-  }
-  if (text !== undefined) {
-    node.textContent = text;
-  }
-  return node;
-}
 
 function section(parent: HTMLElement, title: string): HTMLElement {
   const box = el('div', 'jp-guard-export-section');

@@ -23,6 +23,7 @@ import {
   IKernelDenial,
   IKernelGovernance
 } from './tokens';
+import { el } from './dom';
 
 export const INDICATOR_CLASS = 'jp-guard-indicator';
 
@@ -515,20 +516,6 @@ export namespace GovernanceIndicator {
 // The dialog
 // ---------------------------------------------------------------------------
 
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  className?: string,
-  text?: string
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (className) {
-    node.className = className;
-  }
-  if (text !== undefined) {
-    node.textContent = text;
-  }
-  return node;
-}
 
 /** `dataset (label): message`, for the denials list. */
 export function denialLine(denial: IKernelDenial): string {

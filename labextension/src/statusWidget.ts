@@ -1,5 +1,7 @@
 import { Widget } from '@lumino/widgets';
 
+import { errorMessage } from './api';
+
 import { IGuardStatus, STATUS_NODE_ID } from './tokens';
 
 /** What the status bar item shows: its text and its tooltip. */
@@ -46,16 +48,8 @@ export function formatStatusTitle(status: IGuardStatus): string {
   return lines.join('\n');
 }
 
-/** Why a request failed, as one line for a tooltip. */
-export function errorReason(error: unknown): string {
-  if (error instanceof Error && error.message) {
-    return error.message;
-  }
-  if (typeof error === 'string' && error) {
-    return error;
-  }
-  return 'unknown error';
-}
+/** Why a request failed, as one line for a tooltip (the server's message when it sent one). */
+export const errorReason = errorMessage;
 
 /** The view of a successful status response. */
 export function statusView(status: IGuardStatus): IStatusView {
