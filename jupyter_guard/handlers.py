@@ -223,11 +223,14 @@ class ResolveHandler(GuardHandler):
         if len(given) != 1:
             raise web.HTTPError(400, "give exactly one of path=, uri=, table=")
         kind, value = given[0]
+        gov = self.governor.governance
         try:
-            res = self.governor.catalog.resolve(value, kind)
+            res = gov.catalog.resolve(value, kind)
         except ValueError as e:
             raise web.HTTPError(400, str(e)) from e
         ds = res.dataset
+        if ds is not None and not self.guard.discoverer(self.principal(), gov.policy)(ds):
+            ds = None  # a dataset the user may not discover is not revealed, as in catalog/labels
         self.finish(
             {
                 "kind": res.kind,

@@ -41,6 +41,10 @@ async def test_catalog_lists_what_the_user_may_discover_and_do(fetch_json):
     assert [d["name"] for d in found["datasets"]] == ["patients"]
 
 
+def res_target(root) -> str:
+    return str((root / "data" / "patients.csv").resolve())
+
+
 async def test_resolve_sees_through_spelling(fetch_json, jp_root_dir):
     (jp_root_dir / "data").mkdir()
     (jp_root_dir / "data" / "patients.csv").write_text("id\n")
@@ -52,6 +56,11 @@ async def test_resolve_sees_through_spelling(fetch_json, jp_root_dir):
         assert res["steward"] == "Dana Steward <dana@example.org>"
     res = await fetch_json("jupyter-guard", "api", "catalog", "resolve", params={"table": "warehouse.hr.pay"})
     assert res["label"] == "confidential"
+    # olaf may not discover the restricted dataset: resolving its path reveals nothing about it
+    hidden = await fetch_json("jupyter-guard", "api", "catalog", "resolve", token="tok-olaf",
+                              params={"path": "data/patients.csv"})
+    assert (hidden["dataset"], hidden["label"], hidden["steward"], hidden["purposes"]) == (None, None, None, [])
+    assert hidden["target"] == res_target(jp_root_dir)
     with pytest.raises(HTTPClientError) as err:
         await fetch_json("jupyter-guard", "api", "catalog", "resolve", params={"path": "a", "uri": "s3://b/c"})
     assert err.value.code == 400
