@@ -17,6 +17,7 @@ import { xsrfFromCookie } from './auditQuery';
 import { errorReason } from './statusWidget';
 import { IExportPreview, REVIEWED_COMMANDS } from './tokens';
 import { el } from './dom';
+import { knownLabel, labelOnlyBadge } from './labelBadge';
 
 /** A justification shorter than this does not enable the accept button. */
 export const MIN_JUSTIFICATION = 10;
@@ -271,8 +272,15 @@ export class ExportReviewBody extends Widget {
     node.appendChild(effect);
 
     const sens = section(node, 'Sensitivity');
-    const label = el('span', 'jp-guard-export-label', preview.label ?? 'Not governed');
+    const label = el('span', 'jp-guard-export-label');
     label.dataset.guardLabel = preview.label ?? 'none';
+    if (preview.label) {
+      // the same badge as in the file browser (colour from the catalog's labels when known)
+      const rank = knownLabel(preview.label)?.rank ?? 0;
+      label.appendChild(labelOnlyBadge(preview.label, rank));
+    } else {
+      label.textContent = 'Not governed';
+    }
     sens.appendChild(label);
 
     const read = section(node, 'Datasets read');

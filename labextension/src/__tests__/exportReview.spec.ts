@@ -235,6 +235,15 @@ describe('ExportReviewBody', () => {
     expect(body.node.querySelector('.jp-guard-export-purpose')).toBeNull();
   });
 
+  it('shows the sensitivity as the same label badge as the file browser', () => {
+    const body = new ExportReviewBody(redacted);
+    const label = body.node.querySelector<HTMLElement>('.jp-guard-export-label')!;
+    expect(label.dataset.guardLabel).toBe('confidential');
+    const badge = label.querySelector<HTMLElement>('.jp-guard-badge')!;
+    expect(badge.textContent).toBe('confidential');
+    expect(badge.dataset.guardLabel).toBe('confidential');
+  });
+
   it('names the purpose the server decided under', () => {
     const body = new ExportReviewBody(
       makePreview({ effect: 'redact', purpose: 'treatment-research' })
