@@ -44,6 +44,11 @@ def load_ipython_extension(ip: Any) -> None:
     hooks.install()
     ip.register_magic_function(guard_magic(guard, hooks), "line", "guard")
     _STATE.update(shell=ip, guard=guard, hooks=hooks)
+    if not getattr(ip, "custom_exceptions", ()):  # never replace a handler someone else set
+        from ..errors import GuardDenied
+
+        ip.set_custom_exc((GuardDenied,), _show_refusal)
+        _STATE["custom_exc"] = True
     kernel = getattr(ip, "kernel", None)
     if kernel is not None:
         had_own = "finish_metadata" in vars(kernel)
@@ -76,8 +81,31 @@ def unload_ipython_extension(ip: Any) -> None:
         _STATE["shell"].magics_manager.magics["line"].pop("guard", None)
     except Exception:
         pass
+    if _STATE.get("custom_exc") and getattr(ip, "CustomTB", None) is not None:
+        ip.set_custom_exc((), None)
     _STATE["guard"].client.close()
     _STATE.clear()
+
+
+def _show_refusal(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> list:
+    """Show a GuardDenied as the answer it is: the researcher's own line and the message.
+
+    The frames below the first one in jupyter_guard (the read hooks, the decision) are cut:
+    IPython always shows the innermost frame, hidden or not, and guard internals would only
+    distract from who/what/why/who-to-ask. The error reply keeps ename GuardDenied.
+    """
+    last = tb
+    while last is not None and last.tb_next is not None and not _is_guard_frame(last.tb_next.tb_frame):
+        last = last.tb_next
+    if last is not None and last.tb_next is not None:
+        last.tb_next = None
+    stb = shell.InteractiveTB.structured_traceback(etype, value, tb, tb_offset=tb_offset)
+    shell._showtraceback(etype, value, stb)
+    return stb
+
+
+def _is_guard_frame(frame: Any) -> bool:
+    return frame.f_globals.get("__name__", "").startswith("jupyter_guard.")
 
 
 def current_guard() -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sqlite3
 import textwrap
 
@@ -150,6 +151,12 @@ async def test_a_denied_read_says_who_what_why_and_whom_to_ask(data, jp_fetch, j
         assert "rita may not read 'patients' (restricted data)" in text
         assert "needs a declared purpose" in text and "treatment-research" in text
         assert "Dana Steward <dana@example.org>" in text
+        # the traceback ends at the researcher's own line: no guard internals below it
+        shown = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(res.error["traceback"]))  # no ANSI colours
+        assert "pd.read_csv('data/patients.csv')" in shown and "rita may not read" in shown
+        assert "jupyter_guard" not in shown and "decide_all" not in shown, shown
+        errors = [o for o in res.outputs if o["msg_type"] == "error"]
+        assert [o["content"]["ename"] for o in errors] == ["GuardDenied"]  # one error shown, as usual
         for secret in SECRETS:
             assert secret not in res.text
         res = await k.execute("print('df' in dir())")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lab_users import STEWARD_TOKEN  # tests/ui is on sys.path
+from .lab_users import STEWARD_TOKEN
 
 pytestmark = pytest.mark.ui
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lab_users import RESEARCHER_TOKEN, STEWARD_TOKEN  # tests/ui is on sys.path
+from .lab_users import RESEARCHER_TOKEN, STEWARD_TOKEN
 
 pytestmark = pytest.mark.ui
 

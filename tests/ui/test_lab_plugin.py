@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from lab_users import RESEARCHER_TOKEN  # tests/ui is on sys.path (rootdir-relative imports)
+from .lab_users import RESEARCHER_TOKEN
 
 pytestmark = pytest.mark.ui
 
