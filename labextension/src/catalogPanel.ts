@@ -248,26 +248,7 @@ export class CatalogPanel extends Widget {
     const entry = el('section', 'jp-guard-catalog-entry');
     entry.dataset.dataset = dataset.name;
     entry.setAttribute('aria-label', `Dataset ${dataset.name}`);
-    const { rank, color } = labelOf(labels, dataset.label);
-
-    const head = el('div', 'jp-guard-catalog-entry-head');
-    head.append(
-      el('span', 'jp-guard-catalog-name', dataset.name),
-      createBadge({
-        label: dataset.label,
-        rank,
-        color,
-        dataset: dataset.name,
-        description: dataset.description,
-        steward: dataset.steward,
-        purposes: dataset.purposes
-      })
-    );
-    entry.appendChild(head);
-    if (dataset.description) {
-      entry.appendChild(el('p', 'jp-guard-catalog-description', dataset.description));
-    }
-    entry.appendChild(this._stewardNode(dataset.steward, dataset.owner));
+    this._describe(entry, dataset, labels, dataset.purposes);
     if (dataset.purposes.length > 0) {
       entry.appendChild(
         el('div', 'jp-guard-catalog-purposes', `Purposes: ${dataset.purposes.join(', ')}`)
@@ -314,28 +295,39 @@ export class CatalogPanel extends Widget {
     return entry;
   }
 
+  /** Name, label badge, description and steward: what a dataset and a source entry share. */
+  private _describe(
+    entry: HTMLElement,
+    item: ICatalogDataset | ICatalogSource,
+    labels: readonly IGuardLabel[],
+    purposes?: string[]
+  ): void {
+    const { rank, color } = labelOf(labels, item.label);
+    const head = el('div', 'jp-guard-catalog-entry-head');
+    head.append(
+      el('span', 'jp-guard-catalog-name', item.name),
+      createBadge({
+        label: item.label,
+        rank,
+        color,
+        dataset: item.name,
+        description: item.description,
+        steward: item.steward,
+        purposes
+      })
+    );
+    entry.appendChild(head);
+    if (item.description) {
+      entry.appendChild(el('p', 'jp-guard-catalog-description', item.description));
+    }
+    entry.appendChild(this._stewardNode(item.steward, item.owner));
+  }
+
   private _sourceEntry(source: ICatalogSource, labels: readonly IGuardLabel[]): HTMLElement {
     const entry = el('section', 'jp-guard-catalog-source');
     entry.dataset.source = source.name;
     entry.setAttribute('aria-label', `Data source ${source.name}`);
-    const { rank, color } = labelOf(labels, source.label);
-    const head = el('div', 'jp-guard-catalog-entry-head');
-    head.append(
-      el('span', 'jp-guard-catalog-name', source.name),
-      createBadge({
-        label: source.label,
-        rank,
-        color,
-        dataset: source.name,
-        description: source.description,
-        steward: source.steward
-      })
-    );
-    entry.appendChild(head);
-    if (source.description) {
-      entry.appendChild(el('p', 'jp-guard-catalog-description', source.description));
-    }
-    entry.appendChild(this._stewardNode(source.steward, source.owner));
+    this._describe(entry, source, labels);
     const may = el('div', 'jp-guard-catalog-may');
     const credential = source.may.credential;
     const item = el(
