@@ -191,10 +191,13 @@ def install_kernel_launch(app: Any) -> None:
         if guardable:
             kwargs["extra_arguments"] = [*kwargs.get("extra_arguments", []), f"--IPKernelApp.extra_extensions={EXTENSION}"]
         try:
-            return await original(*args, kernel_id=kernel_id, path=path, **kwargs)
+            started = await original(*args, kernel_id=kernel_id, path=path, **kwargs)
         except BaseException:
             app.kernel_bindings.unbind(kernel_id)
             raise
+        # an automatic restart after a crash bypasses restart_kernel: the restarter tells us
+        km.add_restart_callback(started, lambda: _forget_reads(app, started), "restart")
+        return started
 
     km.start_kernel = start_kernel
 
@@ -211,12 +214,16 @@ def install_kernel_launch(app: Any) -> None:
     async def restart_kernel(kernel_id: str, *args: Any, **kwargs: Any) -> Any:
         result = restart(kernel_id, *args, **kwargs)
         result = await result if inspect.isawaitable(result) else result
-        binding = app.kernel_bindings.by_kernel(kernel_id)
-        if binding is not None:
-            binding.forget_reads()
+        _forget_reads(app, kernel_id)
         return result
 
     km.shutdown_kernel, km.restart_kernel = shutdown_kernel, restart_kernel
+
+
+def _forget_reads(app: Any, kernel_id: str) -> None:
+    binding = app.kernel_bindings.by_kernel(kernel_id)
+    if binding is not None:
+        binding.forget_reads()
 
 
 def _api_path(os_path: str | None, root_dir: str) -> str | None:

@@ -162,6 +162,27 @@ async def test_a_restart_starts_the_indicator_afresh_and_a_shutdown_ends_the_bin
     assert code == 404
 
 
+async def test_a_crashed_kernel_restarted_by_the_server_starts_the_indicator_afresh(
+    data, jp_fetch, jp_ws_fetch, fetch_json, jp_serverapp
+):
+    import asyncio
+    import signal
+
+    async with running_kernel(jp_fetch, jp_ws_fetch) as (kernel_id, k):
+        res = await k.execute("import pandas as pd\nprint(pd.read_csv('data/clinics.csv').city[0])")
+        assert res.text.strip() == "Springfield"
+        before = await fetch_json(*kernel_route(kernel_id))
+        assert [d["dataset"] for d in before["datasets"]] == ["clinics"]
+        # a crash: the server's restarter (not restart_kernel) brings the kernel back
+        await jp_serverapp.kernel_manager.get_kernel(kernel_id).signal_kernel(signal.SIGKILL)
+        for _ in range(300):
+            after = await fetch_json(*kernel_route(kernel_id))
+            if after["version"] > before["version"]:
+                break
+            await asyncio.sleep(0.1)
+        assert after["datasets"] == [] and after["highest"] is None, after
+
+
 async def test_only_the_kernels_user_may_see_or_set_its_governance(data, jp_fetch, jp_ws_fetch, fetch_json, audit_dir):
     async with running_kernel(jp_fetch, jp_ws_fetch) as (kernel_id, k):
         for token, name in (("tok-dana", "dana"), ("tok-olaf", "olaf")):  # a steward too: it is rita's kernel
