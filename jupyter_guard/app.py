@@ -463,6 +463,10 @@ class GuardApp(ExtensionApp):
         """Whom a kernel acts for (the server owner for a kernel started outside any request)."""
         return self.principal_for(binding.user or kernel_owner(self))
 
+    def acts_for(self, binding, who: Principal) -> bool:
+        """Whether the kernel of ``binding`` acts for ``who`` (its governance and purpose are theirs)."""
+        return self.kernel_principal(binding).user == who.user
+
     async def kernel_governance(self, binding) -> dict:
         """A kernel's governance for the notebook indicator (IKernelGovernance)."""
         catalog = self.governor.catalog

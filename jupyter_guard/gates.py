@@ -177,7 +177,7 @@ class ExportGate:
         if not path:
             return None
         for binding in reversed(self.app.kernel_bindings.for_notebook(path)):
-            if binding.purpose and self.app.kernel_principal(binding).user == who.user:
+            if binding.purpose and self.app.acts_for(binding, who):
                 return binding.purpose
         return None
 

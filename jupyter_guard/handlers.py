@@ -578,7 +578,7 @@ class OwnKernelHandler(GuardHandler):
         if binding is None or kernel_id not in self.kernel_manager:
             raise web.HTTPError(404, f"no running kernel {kernel_id}")
         who = self.principal()
-        if self.guard.kernel_principal(binding).user != who.user:
+        if not self.guard.acts_for(binding, who):
             raise web.HTTPError(403, f"{who.user} may not see or change the governance of kernel {kernel_id}: "
                                      "it runs for another user")
         return binding
