@@ -159,15 +159,7 @@ export function filesDownloadUrl(
   cookie = ''
 ): string {
   const url = URLExt.join(baseUrl, 'files', encodePath(path));
-  const params: [string, string][] = [
-    ['download', '1'],
-    ['justification', justification]
-  ];
-  const xsrf = xsrfFromCookie(cookie);
-  if (xsrf) {
-    params.push(['_xsrf', xsrf]);
-  }
-  return appendQuery(url, params);
+  return withJustification(url, '1', justification, cookie);
 }
 
 /**
@@ -182,8 +174,18 @@ export function nbconvertExportUrl(
   cookie = ''
 ): string {
   const url = URLExt.join(baseUrl, 'nbconvert', encodeURIComponent(format), encodePath(path));
+  return withJustification(url, 'true', justification, cookie);
+}
+
+/** `url?download=…&justification=…`, plus `_xsrf` from the cookie as Drive.getDownloadUrl adds it. */
+function withJustification(
+  url: string,
+  download: string,
+  justification: string,
+  cookie: string
+): string {
   const params: [string, string][] = [
-    ['download', 'true'],
+    ['download', download],
     ['justification', justification]
   ];
   const xsrf = xsrfFromCookie(cookie);
