@@ -21,7 +21,7 @@ def __getattr__(name: str):
 
 
 def _jupyter_server_extension_points():
-    from .app import GuardApp
+    from .server.app import GuardApp
 
     return [{"module": "jupyter_guard", "app": GuardApp}]
 

@@ -39,6 +39,7 @@ __all__ = [
     "KeyringProvider",
     "SecretProvider",
     "load_audit_key",
+    "load_key_file",
     "secret_variables",
 ]
 
@@ -569,42 +570,42 @@ def _keyring_provider(settings: CredentialSettings, environ: Mapping[str, str]) 
 # --------------------------------------------------------------------------- the audit key
 
 
-def _parse_key(text: str, where: str) -> bytes:
+def _parse_key(text: str, where: str, what: str = "audit key") -> bytes:
     text = text.strip()
     try:
         key = bytes.fromhex(text)
     except ValueError:
-        raise AuditKeyError(f"the audit key in {where} is not hexadecimal") from None
+        raise AuditKeyError(f"the {what} in {where} is not hexadecimal") from None
     if len(key) < 16:
         raise AuditKeyError(
-            f"the audit key in {where} is too short ({len(key)} bytes; at least 16, "
+            f"the {what} in {where} is too short ({len(key)} bytes; at least 16, "
             f"{AUDIT_KEY_BYTES} recommended)"
         )
     return key
 
 
-def _read_key_file(path: str) -> bytes:
+def _read_key_file(path: str, what: str = "audit key") -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError as exc:
-        raise AuditKeyError(f"cannot open the audit key file {path}: {exc.strerror}") from None
+        raise AuditKeyError(f"cannot open the {what} file {path}: {exc.strerror}") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise AuditKeyError(f"the audit key file {path} is not a regular file")
+            raise AuditKeyError(f"the {what} file {path} is not a regular file")
         if os.name == "posix" and st.st_mode & 0o077:
             raise AuditKeyError(
-                f"the audit key file {path} is readable or writable by group or others "
+                f"the {what} file {path} is readable or writable by group or others "
                 f"(mode {stat.S_IMODE(st.st_mode):04o}); run: chmod 600 {path}"
             )
         with os.fdopen(os.dup(fd), "r", encoding="ascii", errors="replace") as f:
             text = f.read(4096)
     finally:
         os.close(fd)
-    return _parse_key(text, path)
+    return _parse_key(text, path, what)
 
 
-def _create_key_file(path: str) -> bytes | None:
+def _create_key_file(path: str, what: str = "audit key") -> bytes | None:
     """Create the key file, mode 0600, complete or not at all.
 
     The key is written to a private temporary file (``O_CREAT|O_EXCL``, 0600), fsynced, then
@@ -641,13 +642,28 @@ def _create_key_file(path: str) -> bytes | None:
             finally:
                 os.close(fd)
     except OSError as exc:
-        raise AuditKeyError(f"cannot create the audit key file {path}: {exc.strerror}") from None
+        raise AuditKeyError(f"cannot create the {what} file {path}: {exc.strerror}") from None
     finally:
         try:
             os.remove(tmp)
         except OSError:
             pass
     return key
+
+
+def load_key_file(path: str, *, what: str, create: bool) -> bytes:
+    """A key kept as hex in a 0600 file (``what`` names it in messages); created when missing
+    and ``create`` is true, else AuditKeyError saying it is missing."""
+    path = os.path.abspath(os.path.expanduser(path))
+    if os.path.lexists(path):
+        return _read_key_file(path, what)
+    if not create:
+        raise AuditKeyError(
+            f"the {what} file {path} does not exist, and the audit store already holds "
+            "records: restore the key that wrote them (a new key could not verify the log)"
+        )
+    key = _create_key_file(path, what)
+    return key if key is not None else _read_key_file(path, what)
 
 
 def load_audit_key(
@@ -668,16 +684,7 @@ def load_audit_key(
     if (key_file is None) == (provider is None):
         raise ValueError("load_audit_key needs exactly one of key_file= or provider=")
     if key_file is not None:
-        path = os.path.abspath(os.path.expanduser(key_file))
-        if os.path.lexists(path):
-            return _read_key_file(path)
-        if not create:
-            raise AuditKeyError(
-                f"the audit key file {path} does not exist, and the audit store already holds "
-                "records: restore the key that wrote them (a new key could not verify the log)"
-            )
-        key = _create_key_file(path)
-        return key if key is not None else _read_key_file(path)
+        return load_key_file(key_file, what="audit key", create=create)
     assert provider is not None
     where = f"secret {key_name!r} of {provider.name}"
     value = provider.get(key_name)

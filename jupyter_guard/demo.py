@@ -661,7 +661,7 @@ def launch(
             f"{root} has no catalog/ directory: build it with build_workspace first"
         )
     try:  # jupyter_server only logs an extension that fails to import, and serves ungoverned
-        import jupyter_guard.app  # noqa: F401
+        import jupyter_guard.server.app  # noqa: F401
     except Exception as e:
         raise RuntimeError(
             f"jupyter_guard's server extension cannot be imported ({e!r}), so the demo would run "

@@ -57,3 +57,35 @@ class AuditKeyError(AuditError):
 
 class CredentialError(GuardError):
     """A secret provider cannot be used (no backend, would prompt, read-only, bad name)."""
+
+
+class GovernanceRefusal(GuardDenied):
+    """A governed request that was not granted, as every server route answers it.
+
+    ``status`` is the HTTP answer (403: the policy refused, and the refusal is on the record;
+    503: the audit log cannot record, so nothing is done unaudited; 502: a permitted request
+    whose secret could not be looked up). ``body`` is the JSON the route sends: the decision
+    (who, what, why, whom to ask) plus ``message``. Raised only by the governor.
+    """
+
+    status = 403
+
+    def __init__(self, message: str, *, body: dict, decision: object | None = None):
+        super().__init__(message, decision=decision)
+        self.body = {**body, "message": message}
+
+
+class Refused(GovernanceRefusal):
+    """The policy refused; the refusal was recorded before this was raised (``outcome``: the
+    governor's Outcome, with its audit record)."""
+
+    def __init__(self, message: str, *, body: dict, outcome: object, status: int = 403):
+        super().__init__(message, body=body, decision=getattr(outcome, "decision", None))
+        self.outcome = outcome
+        self.status = status
+
+
+class Unrecorded(GovernanceRefusal):
+    """The audit log cannot record this, so it is refused (fail closed)."""
+
+    status = 503

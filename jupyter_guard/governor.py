@@ -1,28 +1,36 @@
-"""The one place a governed decision is made: resolve -> policy -> durable audit append.
+"""The one place a governed request is decided and recorded: resolve -> policy -> durable audit append.
 
-Used by the REST handlers, the CLI and the benchmarks; imports no web framework. A decision
+Every server route, gate and observer goes through :class:`Governor` (reads, exports,
+downloads, contents reads, credentials, classification proposals, purpose changes, access
+requests, cell executions); the CLI and benchmarks too. Imports no web framework. A decision
 is recorded before it is returned; when the record cannot be written the request fails
-closed (GuardDenied), so no governed read is ever answered unaudited.
+closed (:class:`~jupyter_guard.errors.Unrecorded`), so nothing governed is answered unaudited.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+import asyncio
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .audit import AuditEvent, AuditLog, AuditRecord
 from .catalog import Catalog, Dataset, Resolution
 from .catalog.loader import build_catalog, read_sections
-from .errors import AuditError, CatalogError, GuardDenied, Problem
-from .policy import DENY, Decision, Policy, Principal, build_policy
+from .errors import AuditError, CatalogError, Problem, Refused, Unrecorded
+from .masking import mask_secrets
+from .policy import DENY, EFFECT_ORDER, JUSTIFY, REDACT, Decision, Policy, Principal, build_policy
 
 log = logging.getLogger(__name__)
 
 #: request context that audit records carry (kernel/notebook/cell references, never data)
 CONTEXT_FIELDS = ("kernel_id", "session_id", "notebook", "cell_id", "msg_id")
+#: the effect of a permitted request that failed to be carried out (a secret that could not be looked up)
+ERROR = "error"
+NOT_SERVED_REDACTED = ("the server does not serve redacted copies of data files; read it in a kernel "
+                       "(pd.read_csv), where the column rules apply.")
 
 
 @dataclass(frozen=True)
@@ -69,8 +77,96 @@ def catalog_fingerprint(directory: str | os.PathLike) -> tuple:
     return tuple(out)
 
 
+@dataclass(frozen=True)
+class Request:
+    """One governed request: who wants to do what to which subject, why, and where from.
+
+    The subject is ``target`` (a path, URI or table, resolved through the catalog) unless the
+    caller already knows the datasets (a data source, the datasets a notebook read): then
+    ``datasets`` names them and ``target`` only says what the record is about.
+    """
+
+    who: Principal
+    action: str
+    target: str | None = None
+    kind: str | None = None  # path | uri | table, to resolve ``target``
+    datasets: tuple[Dataset | None, ...] | None = None
+    purpose: str | None = None
+    justification: str | None = None
+    context: Mapping[str, str | None] = field(default_factory=dict)  # CONTEXT_FIELDS
+    event_type: str = "decision"
+    #: False where the channel cannot hand out a redacted copy (the server's /files of a data
+    #: file): a redact decision there is a refusal, with the reason saying where to read it
+    serves_redacted: bool = True
+    #: exports and downloads of notebooks are recorded even when nothing governed is in them
+    always_record: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the governor decided for one Request: every policy decision, the strictest speaking
+    for all, the effect the server carries out, and the audit record once it is durable.
+
+    ``effect`` is allow, redact or justify (permitted; justify: after a written reason), or
+    justify, deny or error when refused (``permitted`` tells which).
+    """
+
+    request: Request
+    decisions: tuple[Decision, ...]
+    effect: str
+    permitted: bool
+    #: the server's own reasons beside the rules' (e.g. why a permitted redact is not served)
+    reasons: tuple[str, ...] = ()
+    record: AuditRecord | None = None
+    #: the target's resolution (reads): the kernel needs the dataset's column rules
+    resolution: Resolution | None = None
+
+    @property
+    def decision(self) -> Decision:
+        """The decision that speaks for the outcome: a refused one first, then the strictest."""
+        return max(self.decisions, key=lambda d: (not d.permitted, EFFECT_ORDER.get(d.effect, 3)))
+
+    @property
+    def governed(self) -> bool:
+        return any(d.dataset is not None for d in self.decisions)
+
+    def but(self, effect: str, *reasons: str, permitted: bool | None = None) -> Outcome:
+        """The outcome with another effect (the server's adjustment) and why."""
+        permitted = effect not in (DENY, ERROR) if permitted is None else permitted
+        return replace(self, effect=effect, permitted=permitted, reasons=(*self.reasons, *reasons))
+
+    def message(self) -> str:
+        """Who, what, why and whom to ask, for a refusal ("" when permitted)."""
+        if self.permitted:
+            return ""
+        d = self.decision
+        if self.effect == ERROR:
+            return " ".join(self.reasons)
+        if d.permitted:  # the rule permitted; the server cannot carry it out this way
+            what = f"{d.dataset!r} ({d.label} data)" if d.dataset else str(d.target)
+            return f"{d.user} may {d.action} {what} only {d.effect}ed: " + " ".join((*d.reasons, *self.reasons))
+        return replace(d, reasons=(*d.reasons, *self.reasons)).message()
+
+    def to_dict(self) -> dict:
+        d = self.decision
+        out = {**d.to_dict(), "effect": self.effect, "permitted": self.permitted,
+               "reasons": [*d.reasons, *self.reasons], "audit_seq": self.record.seq if self.record else None}
+        if not self.permitted:
+            out["message"] = self.message()
+        return out
+
+
 class Governor:
-    """Decides and records. Holds the current governance; `swap` replaces it atomically."""
+    """The one place a request becomes a decision and a durable record.
+
+    ``assess`` decides without recording (previews: the catalog listing, an export review);
+    ``decide`` decides, records durably before it returns, and raises :class:`Refused` (403:
+    the refusal is on the record) or :class:`Unrecorded` (503: nothing is done unaudited);
+    ``record_fact`` records what is not a policy decision (a purpose change, an access request,
+    a cell execution) with the same fail-closed answer. Free text from users (justifications,
+    reasons, code) is masked here, once, before it is stored. Holds the current governance;
+    ``swap`` replaces it atomically.
+    """
 
     def __init__(self, governance: Governance, audit: AuditLog, extra_roles: Mapping | None = None):
         self.governance = governance
@@ -78,24 +174,6 @@ class Governor:
         self.extra_roles = dict(extra_roles or {})
         #: called with each stored record (the server routes them to jupyter_events)
         self.on_record: list[Callable[[AuditRecord], None]] = []
-
-    def record(self, event: AuditEvent) -> AuditRecord:
-        """Append durably (blocking) and tell the listeners."""
-        rec = self.audit.append(event)
-        self._notify(rec)
-        return rec
-
-    async def record_async(self, event: AuditEvent) -> AuditRecord:
-        rec = await self.audit.append_async(event)
-        self._notify(rec)
-        return rec
-
-    def _notify(self, rec: AuditRecord) -> None:
-        for listener in self.on_record:
-            try:
-                listener(rec)
-            except Exception:  # a broken event sink must not undo a stored record
-                log.exception("jupyter_guard: audit listener failed for record %d", rec.seq)
 
     @property
     def catalog(self) -> Catalog:
@@ -111,68 +189,166 @@ class Governor:
     def principal(self, user: str, groups=()) -> Principal:
         return self.policy.principal(user, groups, self.extra_roles)
 
-    def evaluate(
-        self,
-        who: Principal,
-        target: str | os.PathLike,
-        action: str = "read",
-        *,
-        kind: str | None = None,
-        purpose: str | None = None,
-        justification: str | None = None,
-    ) -> tuple[Resolution, Decision]:
-        """Resolve and decide without recording (for previews such as the catalog listing)."""
+    # -- deciding --------------------------------------------------------------------------
+
+    def assess(self, req: Request) -> Outcome:
+        """Decide without recording. Raises ValueError for a target that cannot be resolved."""
         gov = self.governance  # one snapshot, even if a reload swaps it meanwhile
-        res = gov.catalog.resolve(target, kind)
-        decision = gov.policy.decide(
-            who, res.dataset, action, target=res.target, purpose=purpose, justification=justification
+        resolution = None
+        subjects = req.datasets
+        target = req.target
+        if subjects is None:
+            resolution = gov.catalog.resolve(req.target, req.kind)
+            subjects, target = (resolution.dataset,), resolution.target
+        decisions = tuple(
+            gov.policy.decide(req.who, ds, req.action, target=target, purpose=req.purpose,
+                              justification=req.justification)
+            for ds in (subjects or (None,))
         )
-        return res, decision
+        refused = [d for d in decisions if not d.permitted]
+        strictest = max(refused or decisions, key=lambda d: EFFECT_ORDER.get(d.effect, 3)).effect
+        outcome = Outcome(req, decisions, strictest, permitted=not refused, resolution=resolution)
+        if outcome.permitted and strictest == REDACT and not req.serves_redacted:
+            return outcome.but(DENY, NOT_SERVED_REDACTED)
+        return outcome
 
-    def _event(self, decision: Decision, context: Mapping | None) -> AuditEvent:
-        context = context or {}
-        details = {"rule": decision.rule, "permitted": decision.permitted}
-        details.update(context.get("details") or {})
-        return AuditEvent(
-            event_type="decision",
-            user=decision.user,
-            action=decision.action,
-            target=decision.target,
-            dataset=decision.dataset,
-            label=decision.label,
-            decision=decision.effect,
-            reasons=tuple(decision.reasons),
-            purpose=decision.purpose,
-            justification=decision.justification,
-            details=details,
-            **{k: context.get(k) for k in CONTEXT_FIELDS},
-        )
+    def effect_of(self, who: Principal, dataset: Dataset | None, action: str, *, target: str | None = None,
+                  purpose: str | None = None) -> str:
+        """A preview of one policy answer (catalog listings): the rule's effect, nothing recorded."""
+        return self.policy.decide(who, dataset, action, target=target, purpose=purpose).effect
 
-    def decide(self, who: Principal, target, action: str = "read", *, context: Mapping | None = None, **kw) -> tuple[Decision, AuditRecord | None]:
-        """Decide and durably record (blocking). Fails closed if the record cannot be written.
+    async def decide(self, req: Request, *, outcome: Outcome | None = None, details: Mapping | None = None) -> Outcome:
+        """Decide (or take ``outcome``, an adjusted ``assess``) and record durably, then answer.
 
-        Permitted reads of ungoverned data are not recorded (record is None): the log is about
-        governed data, and a kernel reads many ungoverned files.
+        Permitted reads of ungoverned data are not recorded: the log is about governed data,
+        and a kernel reads many ungoverned files. Raises Refused / Unrecorded (see the class).
         """
-        _, decision = self.evaluate(who, target, action, **kw)
-        if not _worth_recording(decision):
-            return decision, None
-        try:
-            record = self.record(self._event(decision, context))
-        except AuditError as e:
-            raise GuardDenied(_unaudited(decision, e), decision=_as_denied(decision, e)) from e
-        return decision, record
+        outcome = outcome or self.assess(req)
+        if _worth_recording(outcome):
+            event = await self._masked(self._decision_event(outcome, details))
+            try:
+                outcome = replace(outcome, record=await self.append_async(event))
+            except AuditError as e:
+                raise self._unrecorded(outcome, e) from e
+        return _answer(outcome)
 
-    async def decide_async(self, who: Principal, target, action: str = "read", *, context: Mapping | None = None, **kw) -> tuple[Decision, AuditRecord | None]:
-        """Like `decide`, awaiting the group commit instead of blocking the event loop."""
-        _, decision = self.evaluate(who, target, action, **kw)
-        if not _worth_recording(decision):
-            return decision, None
+    def decide_blocking(self, req: Request, *, details: Mapping | None = None) -> Outcome:
+        """``decide`` for code without an event loop (the CLI, benchmarks)."""
+        outcome = self.assess(req)
+        if _worth_recording(outcome):
+            try:
+                outcome = replace(outcome, record=self.append(mask_event(self._decision_event(outcome, details))))
+            except AuditError as e:
+                raise self._unrecorded(outcome, e) from e
+        return _answer(outcome)
+
+    def _decision_event(self, o: Outcome, details: Mapping | None) -> AuditEvent:
+        req, d = o.request, o.decision
+        named = [x for x in o.decisions if x.dataset]
+        top = max(named, key=lambda x: self._rank(x.label), default=d)
+        justified = any(x.effect == JUSTIFY for x in o.decisions)
+        extra = {"rule": d.rule, "permitted": o.permitted}
+        if len(o.decisions) > 1:
+            extra["rules"] = sorted({x.rule for x in o.decisions if x.rule})
+        extra.update(details or {})
+        context = {k: req.context.get(k) for k in CONTEXT_FIELDS}
+        if req.event_type != "decision" and not context.get("notebook") and req.target and req.target.endswith(".ipynb"):
+            context["notebook"] = req.target
+        return AuditEvent(
+            event_type=req.event_type,
+            user=req.who.user,
+            action=req.action,
+            target=req.target if o.resolution is None else d.target,
+            dataset=top.dataset,
+            label=top.label,
+            decision=o.effect,
+            reasons=tuple(r for x in o.decisions for r in x.reasons)[:20] + o.reasons,
+            purpose=req.purpose,
+            justification=req.justification if justified else None,
+            details=extra,
+            **context,
+        )
+
+    def _rank(self, label: str | None) -> int:
+        found = self.catalog.label(label) if label else None
+        return found.rank if found else (10**6 if label else -1)  # a label the catalog forgot ranks highest
+
+    def _unrecorded(self, o: Outcome, error: Exception) -> Unrecorded:
+        d = o.decision
+        message = (
+            f"{d.user} may not {d.action} {d.target or o.request.target}: the audit log cannot record "
+            f"this decision ({error}), and governed access is never granted unaudited. "
+            "Tell your JupyterHub admin; the data itself is unchanged."
+        )
+        body = {**d.to_dict(), "effect": DENY, "permitted": False, "audit_seq": None,
+                "reasons": [f"audit unavailable: {error}"]}
+        return Unrecorded(message, body=body, decision=replace(d, effect=DENY, permitted=False))
+
+    # -- recording what is not a decision ----------------------------------------------------
+
+    async def record_fact(self, event_type: str, *, refusal: str, user: str | None, action: str | None = None,
+                          known_secrets: Iterable[str] = (), **fields) -> AuditRecord:
+        """Record a fact durably (masked) before it takes effect; Unrecorded when it cannot.
+
+        ``refusal`` says what is then not done, e.g. "the purpose was not changed". ``fields``
+        are AuditEvent fields (target, dataset, label, decision, reasons, purpose,
+        justification, kernel_id, notebook, cell_id, msg_id, details).
+        """
+        event = AuditEvent(event_type=event_type, user=user, action=action, **fields)
+        event = await self._masked(event, known_secrets)
         try:
-            record = await self.record_async(self._event(decision, context))
+            return await self.append_async(event)
         except AuditError as e:
-            raise GuardDenied(_unaudited(decision, e), decision=_as_denied(decision, e)) from e
-        return decision, record
+            message = (f"{refusal}: the audit log cannot record it ({e}), and this is never done unaudited. "
+                       "Tell your JupyterHub admin.")
+            raise Unrecorded(message, body={"effect": DENY, "permitted": False, "audit_seq": None}) from e
+
+    async def _masked(self, event: AuditEvent, known_secrets: Iterable[str] = ()) -> AuditEvent:
+        known = tuple(known_secrets)
+        if not (event.justification or (event.details or {}).get("code") or known):
+            return event  # nothing free-form to mask (the hot path of reads)
+        return await asyncio.get_running_loop().run_in_executor(None, mask_event, event, known)
+
+    # -- the log -----------------------------------------------------------------------------
+
+    def append(self, event: AuditEvent) -> AuditRecord:
+        """Append durably (blocking) and tell the listeners."""
+        rec = self.audit.append(event)
+        self._notify(rec)
+        return rec
+
+    async def append_async(self, event: AuditEvent) -> AuditRecord:
+        rec = await self.audit.append_async(event)
+        self._notify(rec)
+        return rec
+
+    def _notify(self, rec: AuditRecord) -> None:
+        for listener in self.on_record:
+            try:
+                listener(rec)
+            except Exception:  # a broken event sink must not undo a stored record
+                log.exception("jupyter_guard: audit listener failed for record %d", rec.seq)
+
+    def discoverer(self, who: Principal, *, steward: bool) -> Callable[[Dataset], bool]:
+        return discoverer(self.policy, who, steward=steward)
+
+
+def mask_event(event: AuditEvent, known_secrets: Iterable[str] = ()) -> AuditEvent:
+    """The event with secrets masked in its free text: the justification and a cell's code."""
+    changes = {}
+    if event.justification:
+        changes["justification"] = mask_secrets(event.justification, known_secrets)
+    details = event.details or {}
+    if isinstance(details.get("code"), str):
+        changes["details"] = {**details, "code": mask_secrets(details["code"], known_secrets)}
+    return replace(event, **changes) if changes else event
+
+
+def _answer(outcome: Outcome) -> Outcome:
+    if outcome.permitted:
+        return outcome
+    status = 502 if outcome.effect == ERROR else 403
+    raise Refused(outcome.message(), body=outcome.to_dict(), outcome=outcome, status=status)
 
 
 def discoverer(policy: Policy, who: Principal, *, steward: bool) -> Callable[[Dataset], bool]:
@@ -194,18 +370,7 @@ def discoverer(policy: Policy, who: Principal, *, steward: bool) -> Callable[[Da
     return visible
 
 
-def _worth_recording(decision: Decision) -> bool:
-    """Governed data and every refusal are recorded; a permitted ungoverned read is not."""
-    return decision.dataset is not None or not decision.permitted
-
-
-def _unaudited(decision: Decision, error: Exception) -> str:
-    return (
-        f"{decision.user} may not {decision.action} {decision.target}: the audit log cannot record "
-        f"this decision ({error}), and governed access is never granted unaudited. "
-        "Tell your JupyterHub admin; the data itself is unchanged."
-    )
-
-
-def _as_denied(decision: Decision, error: Exception) -> Decision:
-    return replace(decision, effect=DENY, permitted=False, reasons=(f"audit unavailable: {error}",))
+def _worth_recording(outcome: Outcome) -> bool:
+    """Governed data, every refusal and every notebook export are recorded; a permitted
+    ungoverned read is not."""
+    return outcome.request.always_record or outcome.governed or not outcome.permitted

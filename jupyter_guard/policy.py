@@ -29,6 +29,8 @@ from .errors import Problem
 
 ALLOW, REDACT, JUSTIFY, DENY = "allow", "redact", "justify", "deny"
 EFFECTS = (ALLOW, REDACT, JUSTIFY, DENY)
+#: how strict an effect is: the strictest of several decisions speaks for all of them
+EFFECT_ORDER = {ALLOW: 0, REDACT: 1, JUSTIFY: 2, DENY: 3}
 #: known actions; rules may name others (room for more), which is reported as a warning only
 ACTIONS = ("read", "export", "download", "credential", "discover")
 MIN_JUSTIFICATION = 10  # characters: a reason, not "ok"

@@ -4,7 +4,7 @@ detect-secrets (Yelp's maintained detector set) finds AWS / GitHub / Slack / Str
 private-key blocks, JSON Web Tokens, passwords in URLs (``postgresql://user:pw@host``, its
 "Basic Auth Credentials") and keyword assignments (``password = "..."``). Its two
 high-entropy detectors fire on almost any word when run line by line, so — as in
-:mod:`jupyter_guard.secret_mask` — they count only for a quoted string literal of 20
+:mod:`jupyter_guard.masking` — they count only for a quoted string literal of 20
 characters or more.
 
 A finding is ``(type, start, end)`` within the line: the detector's name prefixed

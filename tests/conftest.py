@@ -160,13 +160,22 @@ def guard_app(jp_serverapp):
 
 @pytest.fixture
 def fetch_json(jp_fetch):
-    async def _fetch(*parts, token="tok-rita", method="GET", body=None, params=None):
+    async def _fetch(*parts, token="tok-rita", method="GET", body=None, params=None, expect=200):
+        """The JSON answer; ``expect`` another status (e.g. 403, a refusal) to get its JSON body."""
+        from tornado.httpclient import HTTPClientError
+
         kwargs = {"method": method, "headers": auth(token)}
         if body is not None:
             kwargs["body"] = json.dumps(body)
         if params:
             kwargs["params"] = params
-        response = await jp_fetch(*parts, **kwargs)
+        try:
+            response = await jp_fetch(*parts, **kwargs)
+        except HTTPClientError as e:
+            if e.code != expect:
+                raise
+            return json.loads(e.response.body)
+        assert expect < 400, (parts, "expected", expect, "got", response.code)
         return json.loads(response.body)
 
     return _fetch

@@ -13,7 +13,7 @@ from conftest import DATASETS, auth, write_catalog
 from tornado.httpclient import HTTPClientError
 
 from jupyter_guard import __version__
-from jupyter_guard.app import EVENT_SCHEMA_ID
+from jupyter_guard.server.app import EVENT_SCHEMA_ID
 from jupyter_guard.errors import AuditError, AuditKeyError, CatalogError
 
 
@@ -69,7 +69,7 @@ async def test_resolve_sees_through_spelling(fetch_json, jp_root_dir):
 async def test_decide_records_before_answering_and_stewards_can_query(fetch_json, guard_app):
     body = {"target": "data/patients.csv", "action": "read", "kernel_id": "k1", "notebook": "analysis.ipynb",
             "cell_id": "c-7", "msg_id": "m-1"}
-    denied = await fetch_json("jupyter-guard", "api", "decide", method="POST", body=body)
+    denied = await fetch_json("jupyter-guard", "api", "decide", method="POST", body=body, expect=403)
     assert denied["effect"] == "deny" and denied["permitted"] is False
     assert "rita may not read 'patients' (restricted data)" in denied["message"]
     assert "Dana Steward <dana@example.org>" in denied["message"]
@@ -113,7 +113,7 @@ KERNEL_ID = "0b8d1c39-5a4e-4f0e-9a57-4d6f3b1e2c7a"  # stands in for a route's (?
 
 
 async def test_every_route_refuses_unauthenticated_requests(jp_serverapp, jp_fetch):
-    from jupyter_guard.handlers import GuardHandler, default_handlers
+    from jupyter_guard.server.handlers import GuardHandler, default_handlers
 
     assert default_handlers, "no routes registered"
     checked = 0

@@ -16,7 +16,7 @@ from urllib.parse import quote_plus
 import pytest
 from kernel_client import V1, running_kernel
 
-from jupyter_guard.cells import SecretMasker
+from jupyter_guard.masking import SecretMasker
 
 PASSWORD = "zebra-Tr0ub@dor&3"  # @ and & change under URL quoting and HTML escaping
 ENV_SECRET = "env-only-secret-value-9"
@@ -110,7 +110,7 @@ async def test_a_permitted_user_gets_the_url_and_the_secret_is_masked_in_every_o
         assert PASSWORD not in res.text and quote_plus(PASSWORD) not in res.text
         assert "['***', '***']" in res.text  # the execute_result too
         binding = guard_app.kernel_bindings.by_kernel(kernel_id)
-        assert binding.secrets == {PASSWORD, quote_plus(PASSWORD)}
+        assert binding.masker.secrets == {PASSWORD, quote_plus(PASSWORD)}
 
         # every kind of output, and a traceback, and the execute_reply of the failing cell
         res = await channel.execute(textwrap.dedent("""
@@ -159,12 +159,12 @@ async def test_a_denied_user_gets_the_message_and_no_secret(jp_fetch, jp_ws_fetc
     async with running_kernel(jp_fetch, jp_ws_fetch, token="tok-olaf", path="olaf.ipynb") as (kernel_id, channel):
         await channel.execute(CALL)
         status, reply = await call(channel, {"source": "warehouse", "msg_id": None, "cell_id": "c-1", "purpose": None})
-        assert status == 200
+        assert status == 403  # refused, and on the record
         assert reply["effect"] == "deny" and reply["permitted"] is False and reply["dataset"] == "warehouse"
         assert "url" not in reply and "secrets" not in reply
         assert reply["message"].startswith("olaf may not credential 'warehouse' (internal data): no policy rule allows")
         assert "Ops Team <ops@example.org>" in reply["message"]
-        assert guard_app.kernel_bindings.by_kernel(kernel_id).secrets == set()
+        assert guard_app.kernel_bindings.by_kernel(kernel_id).masker.secrets == set()
     (rec,) = await records(fetch_json, event_type="credential", user="olaf")
     assert rec["decision"] == "deny" and rec["details"]["provider"] is None and rec["cell_id"] == "c-1"
 
@@ -176,7 +176,7 @@ async def test_unknown_source_missing_secret_rotation_and_no_secret_sources(
         await channel.execute(CALL)
         status, reply = await call(channel, {"source": "nope"})
         assert status == 404
-        assert reply == {"message": "no data source 'nope' in the catalog; sources: clinic, ghost, warehouse"}
+        assert reply["message"] == "no data source 'nope' in the catalog; sources: clinic, ghost, warehouse"
 
         status, reply = await call(channel, {"source": "ghost"})
         assert status == 502
@@ -191,7 +191,7 @@ async def test_unknown_source_missing_secret_rotation_and_no_secret_sources(
         (secrets_dir / "warehouse").write_text("rotated-Secret-42")  # rotated in the provider, no restart
         res = await channel.execute("print(guard_credential({'source': 'warehouse'})[1]['url'])")
         assert res.text.strip() == "postgresql+psycopg://analyst:***@127.0.0.1:5432/clinic"
-        assert "rotated-Secret-42" in guard_app.kernel_bindings.by_kernel(kernel_id).secrets
+        assert "rotated-Secret-42" in guard_app.kernel_bindings.by_kernel(kernel_id).masker.secrets
 
         status, reply = await call(channel, {"source": 7})
         assert status == 400
@@ -211,8 +211,8 @@ def test_the_masker_rewrites_both_protocols_and_every_json_spelling():
     m = SecretMasker(frozenset({tricky, PASSWORD}))
     content = {"name": "stdout", "text": f"a {tricky} b {html.escape(PASSWORD)}", tricky: [PASSWORD]}
     for packed in (json.dumps(content).encode(), json.dumps(content, ensure_ascii=False).encode()):
-        out = json.loads(m.part(packed))
+        out = json.loads(m.frame(packed))
         assert out == {"name": "stdout", "text": "a *** b ***", "***": ["***"]}
     untouched = json.dumps({"text": "nothing here"}).encode()
-    assert m.part(untouched) is untouched  # no secret: the frame is passed on as it is
+    assert m.frame(untouched) is untouched  # no secret: the frame is passed on as it is
     assert m.obj({"data": {"text/plain": f"x{PASSWORD}y"}}) == {"data": {"text/plain": "x***y"}}

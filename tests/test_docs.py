@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from jupyter_guard.app import GuardApp
+from jupyter_guard.server.app import GuardApp
 from jupyter_guard.audit import SQLiteAuditStore
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -23,7 +23,7 @@ def test_every_config_trait_is_in_the_admin_guide():
 
 
 def test_every_rest_route_is_in_the_admin_guide():
-    from jupyter_guard.handlers import API, default_handlers
+    from jupyter_guard.server.handlers import API, default_handlers
 
     guide = (DOCS / "admin-guide.md").read_text()
     for pattern, _ in default_handlers:

@@ -41,12 +41,13 @@ import json
 import re
 import threading
 import warnings
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
 import nbformat
 
 from ..errors import GuardError
+from ..masking import known_pattern
 
 GUARD_METADATA_KEY = "jupyter_guard"
 HEADER_CELL_ID = "jupyter-guard-export"
@@ -265,18 +266,6 @@ def default_detector():
         return _DETECTOR
 
 
-def _known_pattern(known):
-    from ..kernel.masking import spellings
-
-    values = set()
-    for k in known:
-        if isinstance(k, str) and k.strip():
-            values |= spellings(k)
-    if not values:
-        return None
-    return re.compile("|".join(re.escape(v) for v in sorted(values, key=lambda v: (-len(v), v))))
-
-
 # -- pass 1: outputs -> templates -------------------------------------------------------------
 #
 # A text value becomes a _Tpl: its units (lines of plain text or markdown; text nodes and tags
@@ -390,7 +379,7 @@ class _Pass:
     def __init__(self, plan: ExportPlan):
         self.plan = plan
         self.scan = plan.scan
-        self.known = _known_pattern(plan.known_secrets)
+        self.known = known_pattern(plan.known_secrets)
         self.known_count = 0
         self.units: dict[str, dict[str, None]] = {k: {} for k in _UNIT_KINDS}  # distinct units, in order
 
@@ -678,6 +667,46 @@ def _detect(segments: list[str], detector) -> dict:
     return {det: _merge(spans) for det, spans in hits.items()}
 
 
+class ScanCache:
+    """What detection found in recently scanned text, so each text is scanned once.
+
+    The export gate assesses a notebook (its outputs' PII counts decide its label), then
+    serves it redacted under the plan the assessment chose; a review in JupyterLab is followed
+    by the download; seven formats of one notebook share its outputs. All of them cut the
+    notebook into the same detection texts, so one cache keyed by the text (for one detector)
+    makes each notebook content one scan: ``passes`` counts the detection passes that had
+    anything new to analyse. Bounded by the characters it holds (least recently used out);
+    it lives in the server's memory only, like the notebooks it serves.
+    """
+
+    def __init__(self, detector=None, *, max_chars: int = 32_000_000):
+        self._detector = detector
+        self.max_chars = max_chars
+        self._hits: OrderedDict[str, list] = OrderedDict()
+        self._chars = 0
+        self._lock = threading.Lock()
+        self.passes = 0
+
+    def detect(self, segments: list[str]) -> dict:
+        with self._lock:  # one detector, one thread at a time; lookups are cheap
+            missing = [s for s in segments if s not in self._hits]
+            if missing:
+                self.passes += 1
+                found = _detect(missing, self._detector or default_detector())
+                for s in missing:
+                    self._hits[s] = found.get(s, [])
+                    self._chars += len(s)
+                while self._chars > self.max_chars and self._hits:
+                    old, _ = self._hits.popitem(last=False)
+                    self._chars -= len(old)
+            out = {}
+            for s in segments:
+                self._hits.move_to_end(s)
+                if self._hits[s]:
+                    out[s] = self._hits[s]
+            return out
+
+
 # -- the whole notebook -------------------------------------------------------------------------
 
 
@@ -703,12 +732,13 @@ def _is_header(cell) -> bool:
         and bool(md[GUARD_METADATA_KEY].get("export_header"))
 
 
-def redact_notebook(nb: nbformat.NotebookNode, plan: ExportPlan, *, detector=None):
+def redact_notebook(nb: nbformat.NotebookNode, plan: ExportPlan, *, detector=None, cache: ScanCache | None = None):
     """A redacted copy of ``nb`` for export and what was done: ``(new_nb, ExportReport)``.
 
     ``detector``: a :class:`jupyter_guard.redaction.Detector` (default: a shared pattern-tier
     one, built on first use and used by one call at a time; give each thread its own for
-    parallel exports). See the module docstring for what is redacted and how. Raises
+    parallel exports). ``cache``: a :class:`ScanCache` (it brings its own detector): text it
+    has seen is not scanned again. See the module docstring for what is redacted and how. Raises
     ExportError for something that is not a notebook.
     """
     if not isinstance(nb, dict) or not isinstance(nb.get("cells", []), list):
@@ -752,7 +782,9 @@ def redact_notebook(nb: nbformat.NotebookNode, plan: ExportPlan, *, detector=Non
     cut_units, segments = p.cut()
     hits = {}
     if plan.scan and segments:
-        if detector is None:
+        if cache is not None:
+            hits = cache.detect(segments)
+        elif detector is None:
             with _DEFAULT_USE:  # the shared Detector is used by one thread at a time
                 hits = _detect(segments, default_detector())
         else:

@@ -42,11 +42,11 @@ class GuardClient:
     def decide(self, body: dict) -> dict:
         """The server's decision for one read. Raises GuardDenied if none can be had.
 
-        A refused decision is returned (the caller raises with its message); a 503 — the
-        audit log cannot record — raises here, with the server's message.
+        A refused decision (403 with the decision) is returned (the caller raises with its
+        message); a 503 — the audit log cannot record — raises here, with the server's message.
         """
         status, reply = self.request("POST", "decide", body)
-        if status == 200 and isinstance(reply, dict) and "effect" in reply and "permitted" in reply:
+        if status in (200, 403) and _is_decision(reply):
             return reply
         raise GuardDenied(self._failure(status, reply, what="decide on this read"), decision=reply)
 
@@ -56,7 +56,7 @@ class GuardClient:
 
         The server decides under the purpose it holds for this kernel (route ``purpose``).
 
-        A refusal (200, ``permitted: false``) is returned: the caller raises with its message.
+        A refusal (403 with the decision) is returned: the caller raises with its message.
         An unknown source (404), a secret that could not be looked up (502) or an audit log
         that cannot record (503) raise GuardDenied here with the server's message, which
         names the source and the provider and never a secret.
@@ -65,7 +65,7 @@ class GuardClient:
         if justification:
             body["justification"] = justification
         status, reply = self.request("POST", "credential", body)
-        if status == 200 and isinstance(reply, dict) and "permitted" in reply:
+        if status in (200, 403) and _is_decision(reply):
             return reply
         message = reply.get("message") if isinstance(reply, dict) else None
         if status in (404, 502, 503) and message:
@@ -180,6 +180,11 @@ class GuardClient:
             f"the jupyter_guard server could not {what} (HTTP {status}{': ' + str(message) if message else ''}); "
             "governed data is refused until it can. Tell your JupyterHub admin if this persists."
         )
+
+
+def _is_decision(reply: object) -> bool:
+    """A decision answer (permitted or a refusal), as opposed to an error message."""
+    return isinstance(reply, dict) and "effect" in reply and "permitted" in reply
 
 
 def _unreachable(url: str, error: BaseException) -> str:

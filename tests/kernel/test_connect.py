@@ -441,10 +441,10 @@ async def test_a_failing_provider_is_a_guard_denied_naming_source_and_provider(p
 def test_the_masker_wraps_the_session_only_once_secrets_exist_and_masks_every_part():
     from jupyter_client.session import Session
 
-    from jupyter_guard.kernel.masking import SecretMasker
+    from jupyter_guard.kernel.masking import SessionMasker
 
     session = Session(key=b"k")
-    masker = SecretMasker()
+    masker = SessionMasker()
     masker.register([], session)
     assert "serialize" not in vars(session)  # no secrets: not wrapped, zero cost
     password = "pa'ss@w/rd:%x"

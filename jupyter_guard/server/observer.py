@@ -1,4 +1,5 @@
-"""One audit record per cell execution that touched governed data, observed on the kernel channel.
+"""The kernel-channel observer: one audit record per cell execution that touched governed data,
+and the secrets handed to a kernel masked in everything it sends to the browser.
 
 The server sees every ``execute_request`` a browser client sends (code, cell id) and every
 ``execute_reply`` the kernel sends back, in both websocket protocols. Decisions the kernel
@@ -16,27 +17,26 @@ The same connection class masks secrets: every secret value the server handed to
 (data-source credentials, see ``KernelCredentialHandler``) is replaced by ``***`` in every
 message of that kernel going out to the browser (streams, results, display data, errors,
 replies), so it never reaches the page, the saved notebook or an export made from it. A
-kernel that was handed no secret costs one dictionary lookup per message.
+kernel that was handed no secret costs one dictionary lookup per message. The values and
+their spellings are :mod:`jupyter_guard.masking`'s, shared with the kernel.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import html
 import json
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .audit import AuditEvent
-from .secret_mask import mask_secrets
+from ..errors import GovernanceRefusal
+from ..policy import EFFECT_ORDER
 
 log = logging.getLogger(__name__)
 
 V1 = "v1.kernel.websocket.jupyter.org"
-EFFECT_ORDER = {"allow": 0, "redact": 1, "justify": 2, "deny": 3}
 PENDING_TTL = 24 * 3600.0  # seconds an unanswered execute_request is remembered
 
 
@@ -86,9 +86,6 @@ class CellTracker:
     async def _record(self, ex: Execution, guarded: bool, report: dict | None, content: dict) -> None:
         binding = self.app.kernel_bindings.by_kernel(ex.kernel_id)
         notebook = await self.notebook(ex.kernel_id, binding)
-        loop = asyncio.get_running_loop()
-        known = tuple(binding.secrets) if binding else ()
-        masked = await loop.run_in_executor(None, mask_secrets, ex.code, known)
         worst = max(ex.decisions, key=lambda d: (EFFECT_ORDER.get(d.get("effect"), 0), d.get("rank", -1)), default=None)
         labelled = [d for d in ex.decisions if d.get("label")]
         top = max(labelled, key=lambda d: d.get("rank", -1), default=None)
@@ -99,7 +96,7 @@ class CellTracker:
             "execution_count": content.get("execution_count"),
             "status": content.get("status"),
             "code_sha256": hashlib.sha256(ex.code.encode()).hexdigest(),
-            "code": masked,
+            "code": ex.code,  # masked by the governor before it is stored
             "datasets": [
                 {k: d.get(k) for k in ("dataset", "label", "effect", "action", "target", "audit_seq")}
                 for d in ex.decisions
@@ -107,24 +104,25 @@ class CellTracker:
         }
         if report:
             details["redaction"] = {k: report[k] for k in ("reads",) if k in report}
-        event = AuditEvent(
-            event_type="cell_execution",
-            user=principal.user if principal else None,
-            action="execute",
-            dataset=top.get("dataset") if top else None,
-            label=top.get("label") if top else None,
-            decision=(worst or {}).get("effect") if ex.decisions else ("unguarded" if not guarded else None),
-            reasons=() if guarded else ("the kernel's guard was not active for this execution",),
-            purpose=binding.purpose if binding else None,
-            kernel_id=ex.kernel_id,
-            notebook=notebook,
-            cell_id=ex.cell_id,
-            msg_id=ex.msg_id,
-            details=details,
-        )
         try:
-            await self.app.governor.record_async(event)
-        except Exception:  # the store is down: the reads themselves already failed closed
+            await self.app.governor.record_fact(
+                "cell_execution",
+                user=principal.user if principal else None,
+                action="execute",
+                dataset=top.get("dataset") if top else None,
+                label=top.get("label") if top else None,
+                decision=(worst or {}).get("effect") if ex.decisions else ("unguarded" if not guarded else None),
+                reasons=() if guarded else ("the kernel's guard was not active for this execution",),
+                purpose=binding.purpose if binding else None,
+                kernel_id=ex.kernel_id,
+                notebook=notebook,
+                cell_id=ex.cell_id,
+                msg_id=ex.msg_id,
+                details=details,
+                known_secrets=binding.masker.secrets if binding else (),
+                refusal=f"cell execution {ex.msg_id} was not recorded",
+            )
+        except GovernanceRefusal:  # the store is down: the reads themselves already failed closed
             log.exception("jupyter_guard: could not record cell execution %s", ex.msg_id)
 
     async def notebook(self, kernel_id: str, binding: Any) -> str | None:
@@ -147,55 +145,17 @@ class CellTracker:
             self.early.clear()
 
 
-MASK = "***"
-
-
-class SecretMasker:
-    """Replaces a kernel's secret values in outgoing messages; built once per set of secrets."""
-
-    def __init__(self, secrets: frozenset[str]):
-        self.secrets = secrets
-        texts: set[str] = set()
-        for secret in secrets:
-            if secret:
-                texts.update((secret, html.escape(secret), html.escape(secret, quote=False)))
-        #: longest first, so a secret that contains another is replaced whole
-        self.texts = sorted(texts, key=len, reverse=True)
-        raw: set[bytes] = set()
-        for text in self.texts:
-            raw.add(text.encode("utf-8"))
-            raw.add(json.dumps(text, ensure_ascii=False)[1:-1].encode("utf-8"))  # as jupyter_client packs
-            raw.add(json.dumps(text)[1:-1].encode("ascii"))
-        self.raw = sorted(raw, key=len, reverse=True)
-
-    def text(self, value: str) -> str:
-        for secret in self.texts:
-            if secret in value:
-                value = value.replace(secret, MASK)
-        return value
-
-    def obj(self, value: Any) -> Any:
-        """A JSON-like value with every string masked (keys too)."""
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, dict):
-            return {self.obj(k) if isinstance(k, str) else k: self.obj(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [self.obj(v) for v in value]
-        return value
-
-    def part(self, data: Any) -> Any:
-        """One JSON frame of a message (metadata or content) with the secrets masked."""
-        raw = data if isinstance(data, bytes) else bytes(getattr(data, "bytes", data))
-        if not any(form in raw for form in self.raw):
-            return data
-        try:
-            decoded = json.loads(raw)
-        except ValueError:  # not JSON: replace the byte forms where they are
-            for form in self.raw:
-                raw = raw.replace(form, MASK.encode())
-            return raw
-        return json.dumps(self.obj(decoded), ensure_ascii=False, allow_nan=False).encode("utf-8")
+def _mask_message(masker: Any, msg: Any) -> Any:
+    if isinstance(msg, dict):
+        for key in ("content", "metadata"):
+            if key in msg:
+                msg[key] = masker.obj(msg[key])
+        return msg
+    parts = list(msg)
+    for i in (2, 3):  # metadata, content
+        if i < len(parts):
+            parts[i] = masker.frame(parts[i])
+    return parts
 
 
 def observing_connection_class(base: type, tracker: CellTracker) -> type:
@@ -208,34 +168,17 @@ def observing_connection_class(base: type, tracker: CellTracker) -> type:
         )
 
     class GuardObservedConnection(base):  # type: ignore[misc, valid-type]
-        _guard_masker: SecretMasker | None = None
-
         def _on_zmq_reply(self, stream: Any, msg_or_parts: Any) -> None:
             # the one place both protocols pass on their way to the websocket (buffered replays too):
             # legacy: a deserialized message dict; v1: [header, parent, metadata, content, *buffers]
             binding = tracker.app.kernel_bindings.by_kernel(self.kernel_id)
-            if binding is not None and binding.secrets:
+            if binding is not None and binding.masker.active:
                 try:
-                    msg_or_parts = self._guard_mask(binding.secrets, msg_or_parts)
+                    msg_or_parts = _mask_message(binding.masker, msg_or_parts)
                 except Exception:  # never pass a message on unmasked: drop it instead
                     log.exception("jupyter_guard: could not mask secrets in a kernel message; dropped")
                     return None
             return super()._on_zmq_reply(stream, msg_or_parts)
-
-        def _guard_mask(self, secrets: set[str], msg: Any) -> Any:
-            masker = self._guard_masker
-            if masker is None or masker.secrets != secrets:
-                masker = self._guard_masker = SecretMasker(frozenset(secrets))
-            if isinstance(msg, dict):
-                for key in ("content", "metadata"):
-                    if key in msg:
-                        msg[key] = masker.obj(msg[key])
-                return msg
-            parts = list(msg)
-            for i in (2, 3):  # metadata, content
-                if i < len(parts):
-                    parts[i] = masker.part(parts[i])
-            return parts
 
         def handle_incoming_message(self, incoming_msg: Any) -> None:
             try:

@@ -19,27 +19,29 @@ from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebso
 from tornado.ioloop import PeriodicCallback
 from traitlets import Dict, Enum, Float, Int, List, Type, Unicode, default
 
-from . import __version__
-from .audit import AuditEvent, AuditLog, AuditStore, SQLiteAuditStore
-from .credentials import (
+from .._version import __version__
+from ..audit import AuditLog, AuditStore, SQLiteAuditStore
+from ..credentials import (
     DEFAULT_ENV_PREFIX,
     CredentialChain,
     CredentialSettings,
     KeyringProvider,
     load_audit_key,
+    load_key_file,
     secret_variables,
 )
-from .errors import AuditError, CatalogError, CredentialError
-from .governor import Governance, Governor, catalog_fingerprint, discoverer, empty_governance, load_governance
-from .cells import CellTracker, observing_connection_class
+from ..errors import AuditError, CatalogError, CredentialError, GovernanceRefusal
+from ..export.governance import ExportSettings, NotebookExports
+from ..governor import Governance, Governor, catalog_fingerprint, discoverer, empty_governance, load_governance
+from ..paths import default_audit_db, default_audit_dir, default_key_file
+from ..policy import Policy, Principal
+from .bindings import KernelBindings, install_identity, install_kernel_launch, kernel_owner
 from .gates import install_gates, save_hook
 from .handlers import default_handlers
-from .kernels import KernelBindings, install_identity, install_kernel_launch, kernel_owner
-from .paths import default_audit_db, default_audit_dir, default_key_file
-from .policy import Policy, Principal
+from .observer import CellTracker, observing_connection_class
 
 EVENT_SCHEMA_ID = "https://events.jupyter.org/jupyter_guard/audit/v1"
-EVENT_SCHEMA = Path(__file__).parent / "event_schemas" / "audit" / "v1.yaml"
+EVENT_SCHEMA = Path(__file__).parent.parent / "event_schemas" / "audit" / "v1.yaml"
 
 
 class GuardApp(ExtensionApp):
@@ -295,25 +297,16 @@ class GuardApp(ExtensionApp):
                 exc_info=not isinstance(e, CatalogError),
             )
             self.last_catalog_error = str(e)
-            event = AuditEvent(
-                event_type="catalog_reload",
-                decision="error",
-                target=self.catalog_dir,
-                reasons=tuple(problems[:50]),
-            )
+            fact = {"decision": "error", "reasons": tuple(problems[:50])}
         else:
             self.governor.swap(governance)
             self.loaded_at, self.last_catalog_error = _now(), None
             self.log.info("jupyter_guard: catalog reloaded, %d datasets", len(governance.catalog.datasets))
-            event = AuditEvent(
-                event_type="catalog_reload",
-                decision="allow",
-                target=self.catalog_dir,
-                details=governance.catalog.summary(),
-            )
+            fact = {"decision": "allow", "details": governance.catalog.summary()}
         try:
-            await self.governor.record_async(event)
-        except AuditError as e:
+            await self.governor.record_fact("catalog_reload", user=None, target=self.catalog_dir,
+                                            refusal="the catalog reload was not recorded", **fact)
+        except GovernanceRefusal as e:
             self.log.error("jupyter_guard: could not record the catalog reload: %s", e)
 
     # -- credentials -----------------------------------------------------------------------
@@ -360,9 +353,11 @@ class GuardApp(ExtensionApp):
         self.settings["kernel_websocket_connection_class"] = observing_connection_class(base, self.cells)
 
     def _wire_gates(self) -> None:
-        """Exports, downloads and data-file reads are decided by policy (see jupyter_guard.gates):
+        """Exports, downloads and data-file reads are decided by policy (see jupyter_guard.server.gates):
         the configured authorizer is wrapped, never replaced; the save hook sits beside others."""
-        self.gates = install_gates(self)
+        settings = ExportSettings(pii_label=self.pii_label or None, denied_cells=self.export_denied_cells,
+                                  max_output_bytes=self.export_max_output_bytes)
+        self.gates = install_gates(self, NotebookExports(self.governor, settings))
         self.serverapp.contents_manager.register_pre_save_hook(save_hook(self.gates))
 
     def _keep_secrets_out_of_kernels(self) -> None:
@@ -407,7 +402,7 @@ class GuardApp(ExtensionApp):
         """The pseudonym key (created on first use) and the stewards' public key, for kernels."""
         if self._pseudonym_key is None:
             path = self.pseudonym_key_file or os.path.join(self.audit_dir, "pseudonym.key")
-            self._pseudonym_key = load_audit_key(key_file=path, provider=None, key_name="pseudonym-key", create=True)
+            self._pseudonym_key = load_key_file(path, what="pseudonym key", create=True)
         public = ""
         if self.steward_public_key_file:
             with open(self.steward_public_key_file, encoding="ascii") as f:

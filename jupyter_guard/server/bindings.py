@@ -1,4 +1,4 @@
-"""Kernels the server starts: a per-kernel token bound to the user, and the guard loaded in.
+"""Kernel bindings: the kernels the server starts, a per-kernel token bound to the user, the guard loaded in.
 
 When the server starts a kernel it mints a random token bound to that kernel and to the user
 whose request started it, and passes the token and the server's URL in the kernel's
@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
+
+from ..masking import SecretMasker
 
 TOKEN_HEADER = "X-Jupyter-Guard-Kernel"
 EXTENSION = "jupyter_guard.kernel"
@@ -59,7 +61,7 @@ class KernelBinding:
     purpose: str | None = None
     token_hash: str = field(default="", repr=False)
     #: every secret value the server handed to this kernel (masked in its outputs and cell records)
-    secrets: set[str] = field(default_factory=set, repr=False)
+    masker: SecretMasker = field(default_factory=SecretMasker, repr=False)
     version: int = 0
     #: dataset (or source) name -> {label, rank, effects, last_seq, permitted}
     datasets: dict[str, dict] = field(default_factory=dict, repr=False)

@@ -1,0 +1,118 @@
+"""The audit log for stewards: query, verify, export. Reads run off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+from datetime import datetime
+
+from jupyter_server.auth.decorator import authorized
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from ...audit import AuditQuery
+from ...audit.export import MEDIA_TYPES, RecordWriter
+from .base import GuardHandler
+
+#: records per query while an export streams (each chunk is flushed before the next query)
+EXPORT_PAGE = 5000
+#: the filters of GET audit and GET audit/export (besides since/until)
+AUDIT_FILTERS = ("user", "dataset", "label", "decision", "notebook", "event_type", "action")
+
+
+def audit_filters(args: dict) -> dict:
+    """The filters of GET audit and GET audit/export from the checked query (empty = not given)."""
+    filters = {name: args.get(name) or None for name in AUDIT_FILTERS}
+    try:
+        filters.update(since=_time(args.get("since")), until=_time(args.get("until")))
+    except ValueError as e:
+        raise web.HTTPError(400, f"bad audit query: {e}") from e
+    return filters
+
+
+def _time(value: str | None) -> str | None:
+    if not value:
+        return None
+    datetime.fromisoformat(value.replace("Z", "+00:00"))  # raises ValueError on nonsense
+    return value
+
+
+class AuditHandler(GuardHandler):
+    """Query the audit log (stewards only), newest first by default, paged by `after` seq."""
+
+    @web.authenticated
+    @authorized
+    async def get(self):
+        self.require_steward()
+        args = self.query_args()
+        limit = args["limit"]
+        try:
+            query = AuditQuery(**audit_filters(args), after_seq=args["after"], limit=limit,
+                               descending=args["order"] != "asc")
+        except ValueError as e:
+            raise web.HTTPError(400, f"bad audit query: {e}") from e
+        records = await asyncio.get_running_loop().run_in_executor(None, self.governor.audit.query, query)
+        rows = [r.to_dict() for r in records]
+        self.finish({"records": rows, "next": rows[-1]["seq"] if len(rows) == limit else None})
+
+
+class AuditExportHandler(GuardHandler):
+    """Every record matching the filters of GET audit, oldest first, as a CSV or JSON Lines file.
+
+    Stewards only. The export is itself recorded (event ``audit_export``) before anything is
+    sent. The records stream in pages, each flushed before the next is read, in the formats
+    of ``jupyter guard audit export`` (the same writer: the same bytes for the same records).
+    """
+
+    @web.authenticated
+    @authorized
+    async def get(self):
+        who = self.require_steward()
+        args = self.query_args()
+        fmt = args["format"]
+        media_type = f"{MEDIA_TYPES[fmt]}; charset=utf-8"
+        filters = audit_filters(args)
+        await self.governor.record_fact(
+            "audit_export", user=who.user, action="audit_export",
+            details={"format": fmt, "filters": {k: v for k, v in filters.items() if v is not None}},
+            refusal=f"{who.user} may not export the audit log now",
+        )
+        self.set_header("Content-Type", media_type)
+        self.set_header("Content-Disposition", f'attachment; filename="jupyter-guard-audit.{fmt}"')
+        buffer = io.StringIO()
+        writer = RecordWriter(fmt, buffer)
+        query = AuditQuery(**filters, limit=EXPORT_PAGE)
+
+        def page() -> tuple[str, list]:
+            records = self.governor.audit.query(query)
+            writer.write(records)
+            text = buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+            return text, records
+
+        loop = asyncio.get_running_loop()
+        while True:
+            text, records = await loop.run_in_executor(None, page)
+            if text:
+                self.write(text)
+            try:
+                await self.flush()
+            except StreamClosedError:  # the steward went away: stop reading
+                return
+            if len(records) < EXPORT_PAGE:
+                break
+            query.after_seq = records[-1].seq
+        self.finish(set_content_type=media_type)
+
+
+class AuditVerifyHandler(GuardHandler):
+    """Verify the hash chain (stewards only)."""
+
+    @web.authenticated
+    @authorized
+    async def get(self):
+        self.require_steward()
+        result = await asyncio.get_running_loop().run_in_executor(None, self.governor.audit.verify)
+        self.finish(dataclasses.asdict(result))
