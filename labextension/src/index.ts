@@ -22,22 +22,22 @@ import { ISignal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
 import { GuardRequest } from './api';
-import { CatalogPanel } from './catalogPanel';
-import { DenialWatcher, IRequestAccessArgs, requestAccess } from './denials';
-import { FileBadges } from './fileBadges';
+import { CatalogPanel } from './components/catalogPanel';
+import { DenialWatcher, IRequestAccessArgs, requestAccess } from './components/denials';
+import { FileBadges } from './components/fileBadges';
 import { watchGuardSettings } from './guardSettings';
 import { requestAPI } from './handler';
-import { guardShieldIcon } from './icons';
-import { forgetLabels } from './labelBadge';
+import { guardShieldIcon } from './components/icons';
+import { forgetLabels } from './components/labelBadge';
 import {
   EventEmission,
   GovernanceIndicator,
   TOOLBAR_ITEM_NAME,
   openGovernanceDialog
-} from './notebookIndicator';
+} from './components/notebookIndicator';
 import auditViewerPlugin from './plugins/audit';
 import exportReviewPlugin from './plugins/exportReview';
-import { GuardStatusWidget } from './statusWidget';
+import { GuardStatusWidget } from './components/statusWidget';
 import {
   AUDIT_EVENT_SCHEMA_ID,
   CATALOG_PANEL_ID,

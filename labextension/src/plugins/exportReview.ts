@@ -11,13 +11,13 @@ import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
-import { documentCookie } from '../auditQuery';
+import { documentCookie } from '../components/auditQuery';
 import {
   ExportReviewer,
   IReviewEnv,
   resolveReview,
   wrapExecute
-} from '../exportReview';
+} from '../components/exportReview';
 import { watchGuardSettings } from '../guardSettings';
 import { requestAPI } from '../handler';
 import { IExportPreview } from '../tokens';

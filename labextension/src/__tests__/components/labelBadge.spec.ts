@@ -15,7 +15,7 @@ import {
   relativeLuminance,
   rememberLabels,
   textColorFor
-} from '../labelBadge';
+} from '../../components/labelBadge';
 
 const patients: IBadgeInfo = {
   label: 'restricted',

@@ -24,8 +24,8 @@ import {
   purposeOptions,
   readDatasets,
   shorten
-} from '../notebookIndicator';
-import { AUDIT_EVENT_SCHEMA_ID, IKernelGovernance } from '../tokens';
+} from '../../components/notebookIndicator';
+import { AUDIT_EVENT_SCHEMA_ID, IKernelGovernance } from '../../tokens';
 
 function gov(overrides: Partial<IKernelGovernance> = {}): IKernelGovernance {
   return {

@@ -15,7 +15,7 @@ import { Widget } from '@lumino/widgets';
 
 import { xsrfFromCookie } from './auditQuery';
 import { errorReason } from './statusWidget';
-import { IExportPreview, REVIEWED_COMMANDS } from './tokens';
+import { IExportPreview, REVIEWED_COMMANDS } from '../tokens';
 import { el } from './dom';
 import { knownLabel, labelOnlyBadge } from './labelBadge';
 

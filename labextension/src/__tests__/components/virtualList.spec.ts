@@ -1,4 +1,4 @@
-import { VirtualList } from '../virtualList';
+import { VirtualList } from '../../components/virtualList';
 
 /** jsdom does no layout: give the list a viewport and a scroll position. */
 function viewport(list: VirtualList, height: number): { scrollTo: (top: number) => void } {

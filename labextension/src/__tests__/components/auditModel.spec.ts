@@ -1,6 +1,6 @@
-import { AuditPagedModel } from '../auditModel';
-import { IAuditQueryParams } from '../auditQuery';
-import { IAuditPage, IAuditRecord } from '../tokens';
+import { AuditPagedModel } from '../../components/auditModel';
+import { IAuditQueryParams } from '../../components/auditQuery';
+import { IAuditPage, IAuditRecord } from '../../tokens';
 import { makeRecord } from './auditFixtures';
 
 /** A fake server over `total` records (seq total..1, newest first), with controllable replies. */

@@ -4,7 +4,7 @@
  */
 import { URLExt } from '@jupyterlab/coreutils';
 
-import { IAuditFilters } from './tokens';
+import { IAuditFilters } from '../tokens';
 
 /** The filter fields, in the order they appear in query strings. */
 export const FILTER_KEYS: readonly (keyof IAuditFilters)[] = [

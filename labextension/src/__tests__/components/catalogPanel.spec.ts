@@ -15,9 +15,9 @@ import {
   labelOf,
   mayLines,
   needsAccess
-} from '../catalogPanel';
-import { forgetLabels } from '../labelBadge';
-import { CATALOG_PANEL_ID, ICatalogDataset, ICatalogResponse } from '../tokens';
+} from '../../components/catalogPanel';
+import { forgetLabels } from '../../components/labelBadge';
+import { CATALOG_PANEL_ID, ICatalogDataset, ICatalogResponse } from '../../tokens';
 
 const dana = { name: 'Dana Steward', email: 'dana@example.org' };
 

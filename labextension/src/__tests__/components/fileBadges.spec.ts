@@ -9,9 +9,9 @@ import {
   joinPath,
   mapItemNodes,
   pathsToFetch
-} from '../fileBadges';
-import { forgetLabels } from '../labelBadge';
-import { IPathLabel, IPathLabelsResponse } from '../tokens';
+} from '../../components/fileBadges';
+import { forgetLabels } from '../../components/labelBadge';
+import { IPathLabel, IPathLabelsResponse } from '../../tokens';
 
 // ---------------------------------------------------------------------------
 // A fake file browser: the DOM the real DirListing renders, and its model.

@@ -8,7 +8,7 @@ import {
   localInputToIso,
   timeWindow,
   xsrfFromCookie
-} from '../auditQuery';
+} from '../../components/auditQuery';
 
 describe('localInputToIso', () => {
   it('reads a datetime-local value as local time and gives ISO UTC', () => {

@@ -7,7 +7,7 @@ import {
   pyString,
   readSnippet,
   sourceSnippet
-} from '../snippet';
+} from '../../components/snippet';
 
 const SOURCES = ['warehouse', 'registry'];
 

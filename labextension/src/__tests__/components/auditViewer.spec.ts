@@ -1,8 +1,8 @@
 import { Widget } from '@lumino/widgets';
 
-import { IAuditQueryParams } from '../auditQuery';
-import { AuditViewer, auditEndpoint, IAuditViewerApi, MARK_FIRST_PAGE } from '../auditViewer';
-import { IAuditPage, IAuditVerify } from '../tokens';
+import { IAuditQueryParams } from '../../components/auditQuery';
+import { AuditViewer, auditEndpoint, IAuditViewerApi, MARK_FIRST_PAGE } from '../../components/auditViewer';
+import { IAuditPage, IAuditVerify } from '../../tokens';
 import { makeRecord } from './auditFixtures';
 
 const flush = () => new Promise(resolve => setTimeout(resolve, 0));

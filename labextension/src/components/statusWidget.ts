@@ -1,8 +1,8 @@
 import { Widget } from '@lumino/widgets';
 
-import { errorMessage } from './api';
+import { errorMessage } from '../api';
 
-import { IGuardStatus, STATUS_NODE_ID } from './tokens';
+import { IGuardStatus, STATUS_NODE_ID } from '../tokens';
 
 /** What the status bar item shows: its text and its tooltip. */
 export interface IStatusView {

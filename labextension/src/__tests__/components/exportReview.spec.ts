@@ -28,8 +28,8 @@ import {
   nbconvertExportUrl,
   resolveReview,
   wrapExecute
-} from '../exportReview';
-import { IExportPreview } from '../tokens';
+} from '../../components/exportReview';
+import { IExportPreview } from '../../tokens';
 
 function makePreview(overrides: Partial<IExportPreview> = {}): IExportPreview {
   return {

@@ -9,7 +9,7 @@
  * also carry dark-theme text colours).
  */
 
-import type { IContact, IGuardLabel } from './tokens';
+import type { IContact, IGuardLabel } from '../tokens';
 
 export const BADGE_CLASS = 'jp-guard-badge';
 

@@ -18,7 +18,7 @@ import type { IDisposable } from '@lumino/disposable';
 import type { ISignal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
-import { GuardRequest, errorMessage, postJSON, queryString } from './api';
+import { GuardRequest, errorMessage, postJSON, queryString } from '../api';
 import { formatContact } from './labelBadge';
 import {
   CommandIDs,
@@ -27,7 +27,7 @@ import {
   IContact,
   IKernelDenial,
   IKernelGovernance
-} from './tokens';
+} from '../tokens';
 
 /** Toasts cut longer messages (Notification docs): keep the essentials within it. */
 export const MAX_NOTIFICATION_LENGTH = 140;

@@ -7,7 +7,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 
 import { cleanFilters, IAuditQueryParams } from './auditQuery';
 import { errorReason } from './statusWidget';
-import { IAuditFilters, IAuditPage, IAuditRecord } from './tokens';
+import { IAuditFilters, IAuditPage, IAuditRecord } from '../tokens';
 
 /** Fetches one page; `signal` aborts a request made stale by new filters. */
 export type AuditPageFetcher = (

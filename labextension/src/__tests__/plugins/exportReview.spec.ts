@@ -11,14 +11,14 @@ jest.mock('@jupyterlab/apputils', () => {
     showDialog: jest.fn(async () => ({ button: { accept: true }, value: '' }))
   };
 });
-jest.mock('../handler', () => ({ requestAPI: jest.fn() }));
+jest.mock('../../handler', () => ({ requestAPI: jest.fn() }));
 
 import { showDialog } from '@jupyterlab/apputils';
 import { CommandRegistry } from '@lumino/commands';
 import { Signal } from '@lumino/signaling';
 
-import { requestAPI } from '../handler';
-import exportReviewPlugin, { activateExportReview } from '../plugins/exportReview';
+import { requestAPI } from '../../handler';
+import exportReviewPlugin, { activateExportReview } from '../../plugins/exportReview';
 
 const request = requestAPI as jest.Mock;
 const dialog = showDialog as jest.Mock;

@@ -8,7 +8,7 @@ import {
   timelineRecords,
   timelineSummary,
   verifyView
-} from '../auditRender';
+} from '../../components/auditRender';
 import { makeRecord } from './auditFixtures';
 
 describe('renderAuditRow', () => {

@@ -15,20 +15,20 @@ jest.mock('@jupyterlab/apputils', () => {
 });
 jest.mock('@jupyterlab/ui-components', () => ({ listIcon: { name: 'list' } }));
 jest.mock('@jupyterlab/settingregistry', () => ({ ISettingRegistry: {} }));
-jest.mock('../handler', () => ({ requestAPI: jest.fn() }));
+jest.mock('../../handler', () => ({ requestAPI: jest.fn() }));
 
 import { showErrorMessage } from '@jupyterlab/apputils';
 import { CommandRegistry } from '@lumino/commands';
 
-import { requestAPI } from '../handler';
+import { requestAPI } from '../../handler';
 import auditViewerPlugin, {
   activateAuditViewer,
   checkAuditAccess,
   httpStatus,
   labelNames,
   NOT_STEWARD_TITLE
-} from '../plugins/audit';
-import { CommandIDs } from '../tokens';
+} from '../../plugins/audit';
+import { CommandIDs } from '../../tokens';
 
 const request = requestAPI as jest.Mock;
 const showError = showErrorMessage as jest.Mock;

@@ -4,7 +4,7 @@
  */
 import { formatCount, formatTime } from './auditQuery';
 import { errorReason } from './statusWidget';
-import { IAuditRecord, IAuditVerify } from './tokens';
+import { IAuditRecord, IAuditVerify } from '../tokens';
 import { el } from './dom';
 
 /** Height of a list row in px (CSS .jp-guard-audit-row agrees). */

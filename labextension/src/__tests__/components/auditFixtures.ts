@@ -1,5 +1,5 @@
 /** Test fixtures shared by the audit specs (not a spec itself). */
-import { IAuditRecord } from '../tokens';
+import { IAuditRecord } from '../../tokens';
 
 /** A record; seq n is n seconds before 2026-03-04T12:00:00Z unless `time` is given. */
 export function makeRecord(seq: number, overrides: Partial<IAuditRecord> = {}): IAuditRecord {

@@ -48,8 +48,8 @@ import {
   guardDeniedError,
   matchDenial,
   requestAccess
-} from '../denials';
-import { CommandIDs, IKernelDenial, IKernelGovernance } from '../tokens';
+} from '../../components/denials';
+import { CommandIDs, IKernelDenial, IKernelGovernance } from '../../tokens';
 
 const MockDialog = Dialog as unknown as {
   instances: any[];

@@ -26,7 +26,7 @@ import {
   verifyView
 } from './auditRender';
 import { errorReason } from './statusWidget';
-import { AUDIT_VIEWER_ID, IAuditFilters, IAuditRecord, IAuditVerify } from './tokens';
+import { AUDIT_VIEWER_ID, IAuditFilters, IAuditRecord, IAuditVerify } from '../tokens';
 import { VirtualList } from './virtualList';
 
 /** performance.mark names the lead's Chromium benchmark measures between. */

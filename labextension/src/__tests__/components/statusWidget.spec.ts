@@ -5,8 +5,8 @@ import {
   GuardStatusWidget,
   pluralize,
   unavailableView
-} from '../statusWidget';
-import { IGuardStatus } from '../tokens';
+} from '../../components/statusWidget';
+import { IGuardStatus } from '../../tokens';
 
 function makeStatus(overrides: Partial<IGuardStatus> = {}): IGuardStatus {
   return {

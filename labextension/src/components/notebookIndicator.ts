@@ -14,7 +14,7 @@ import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
-import { GuardRequest, errorMessage, postJSON } from './api';
+import { GuardRequest, errorMessage, postJSON } from '../api';
 import { labelOnlyBadge, paletteIndex } from './labelBadge';
 import { pluralize } from './statusWidget';
 import {
@@ -22,7 +22,7 @@ import {
   IKernelDataset,
   IKernelDenial,
   IKernelGovernance
-} from './tokens';
+} from '../tokens';
 import { el } from './dom';
 
 export const INDICATOR_CLASS = 'jp-guard-indicator';

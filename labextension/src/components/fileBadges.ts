@@ -14,7 +14,7 @@
 import type { IDisposable } from '@lumino/disposable';
 import type { ISignal } from '@lumino/signaling';
 
-import { GuardRequest, postJSON } from './api';
+import { GuardRequest, postJSON } from '../api';
 import {
   BADGE_CLASS,
   IBadgeInfo,
@@ -22,7 +22,7 @@ import {
   createBadge,
   rememberLabels
 } from './labelBadge';
-import type { IPathLabel, IPathLabelsResponse } from './tokens';
+import type { IPathLabel, IPathLabelsResponse } from '../tokens';
 
 /** The server refuses more paths per request (tokens.ts). */
 export const MAX_PATHS_PER_REQUEST = 2000;
