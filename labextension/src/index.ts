@@ -21,12 +21,11 @@ import { IStatusBar } from '@jupyterlab/statusbar';
 import { ISignal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
-import { GuardRequest } from './api';
 import { CatalogPanel } from './components/catalogPanel';
 import { DenialWatcher, IRequestAccessArgs, requestAccess } from './components/denials';
 import { FileBadges } from './components/fileBadges';
 import { watchGuardSettings } from './guardSettings';
-import { requestAPI } from './handler';
+import { GuardRequest, requestAPI } from './handler';
 import { guardShieldIcon } from './components/icons';
 import { forgetLabels } from './components/labelBadge';
 import {

@@ -7,7 +7,7 @@
 import { Clipboard } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
-import { GuardRequest, errorMessage, queryString } from '../api';
+import { GuardRequest, errorMessage, queryString } from '../handler';
 import { createBadge, formatContact, rememberLabels } from './labelBadge';
 import { datasetSnippet, sourceSnippet } from './snippet';
 import {

@@ -18,7 +18,7 @@ import type { IDisposable } from '@lumino/disposable';
 import type { ISignal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
-import { GuardRequest, errorMessage, postJSON, queryString } from '../api';
+import { GuardRequest, errorMessage, postJSON, queryString } from '../handler';
 import { formatContact } from './labelBadge';
 import {
   CommandIDs,

@@ -14,7 +14,7 @@
 import type { IDisposable } from '@lumino/disposable';
 import type { ISignal } from '@lumino/signaling';
 
-import { GuardRequest, postJSON } from '../api';
+import { GuardRequest, postJSON } from '../handler';
 import {
   BADGE_CLASS,
   IBadgeInfo,

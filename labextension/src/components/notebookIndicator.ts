@@ -14,7 +14,7 @@ import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
-import { GuardRequest, errorMessage, postJSON } from '../api';
+import { GuardRequest, errorMessage, postJSON } from '../handler';
 import { labelOnlyBadge, paletteIndex } from './labelBadge';
 import { pluralize } from './statusWidget';
 import {

@@ -1,6 +1,6 @@
 import { Widget } from '@lumino/widgets';
 
-import { errorMessage } from '../api';
+import { errorMessage } from '../handler';
 
 import { IGuardStatus, STATUS_NODE_ID } from '../tokens';
 

@@ -19,7 +19,7 @@ import {
   wrapExecute
 } from '../components/exportReview';
 import { watchGuardSettings } from '../guardSettings';
-import { requestAPI } from '../handler';
+import { postJSON, requestAPI } from '../handler';
 import { IExportPreview } from '../tokens';
 
 /** Plugin id. */
@@ -51,15 +51,7 @@ export function activateExportReview(
 
   const reviewer = new ExportReviewer({
     preview: body =>
-      requestAPI<IExportPreview>(
-        'export/preview',
-        {
-          method: 'POST',
-          body: JSON.stringify(body),
-          headers: { 'Content-Type': 'application/json' }
-        },
-        serverSettings
-      ),
+      requestAPI<IExportPreview>('export/preview', postJSON(body), serverSettings),
     localPath: path => contents.localPath(path),
     baseUrl: () => serverSettings.baseUrl,
     cookie: documentCookie,

@@ -15,7 +15,8 @@ jest.mock('@jupyterlab/apputils', () => {
 });
 jest.mock('@jupyterlab/ui-components', () => ({ listIcon: { name: 'list' } }));
 jest.mock('@jupyterlab/settingregistry', () => ({ ISettingRegistry: {} }));
-jest.mock('../../handler', () => ({ requestAPI: jest.fn() }));
+// The real helpers (postJSON, errorMessage, ...), a mock server.
+jest.mock('../../handler', () => ({ ...jest.requireActual('../../handler'), requestAPI: jest.fn() }));
 
 import { showErrorMessage } from '@jupyterlab/apputils';
 import { CommandRegistry } from '@lumino/commands';

@@ -11,7 +11,8 @@ jest.mock('@jupyterlab/apputils', () => {
     showDialog: jest.fn(async () => ({ button: { accept: true }, value: '' }))
   };
 });
-jest.mock('../../handler', () => ({ requestAPI: jest.fn() }));
+// The real helpers (postJSON, errorMessage, ...), a mock server.
+jest.mock('../../handler', () => ({ ...jest.requireActual('../../handler'), requestAPI: jest.fn() }));
 
 import { showDialog } from '@jupyterlab/apputils';
 import { CommandRegistry } from '@lumino/commands';

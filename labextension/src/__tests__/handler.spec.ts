@@ -1,4 +1,4 @@
-import { errorMessage, postJSON, queryString } from '../api';
+import { errorMessage, postJSON, queryString } from '../handler';
 
 describe('postJSON', () => {
   it('posts the body as JSON', () => {
