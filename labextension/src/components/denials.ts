@@ -503,3 +503,21 @@ export async function requestAccess(
   );
   return reply;
 }
+
+/** A one-field body: the dataset name (Request access from the palette). */
+export class DatasetNameBody extends Widget {
+  constructor() {
+    super();
+    this.addClass('jp-guard-request-name');
+    const input = document.createElement('input');
+    input.className = 'jp-mod-styled';
+    input.placeholder = 'Dataset name, as in the catalog';
+    input.setAttribute('aria-label', 'Dataset name');
+    this.node.appendChild(input);
+    this._input = input;
+  }
+  getValue(): string {
+    return this._input.value;
+  }
+  private _input: HTMLInputElement;
+}
