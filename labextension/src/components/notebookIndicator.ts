@@ -19,6 +19,7 @@ import { labelOnlyBadge, paletteIndex } from './labelBadge';
 import { pluralize } from './statusWidget';
 import {
   AUDIT_EVENT_SCHEMA_ID,
+  EventEmission,
   IKernelDataset,
   IKernelDenial,
   IKernelGovernance
@@ -278,9 +279,6 @@ export interface ISessionContextLike {
   readonly kernelChanged: ISignal<any, any>;
   readonly statusChanged: ISignal<any, string>;
 }
-
-/** An event of `serviceManager.events.stream`: `{schema_id, ...data}`. */
-export type EventEmission = { readonly schema_id?: unknown; readonly [key: string]: unknown };
 
 export class GovernanceIndicator extends Widget {
   constructor(options: GovernanceIndicator.IOptions) {

@@ -9,8 +9,12 @@ import { ICommandPalette } from '@jupyterlab/apputils';
 
 import { CatalogPanel } from '../components/catalogPanel';
 import { guardShieldIcon } from '../components/icons';
-import { EventEmission } from '../components/notebookIndicator';
-import { AUDIT_EVENT_SCHEMA_ID, CATALOG_PANEL_ID, CommandIDs } from '../tokens';
+import {
+  AUDIT_EVENT_SCHEMA_ID,
+  CATALOG_PANEL_ID,
+  CommandIDs,
+  EventEmission
+} from '../tokens';
 import { CATEGORY, auditEvents, makeRequest } from './common';
 
 /** The catalog in the left sidebar. */

@@ -7,10 +7,9 @@ import { JupyterFrontEnd } from '@jupyterlab/application';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ISignal } from '@lumino/signaling';
 
-import { EventEmission } from '../components/notebookIndicator';
 import { watchGuardSettings } from '../guardSettings';
 import { GuardRequest, requestAPI } from '../handler';
-import { IGuardSettings } from '../tokens';
+import { EventEmission, IGuardSettings } from '../tokens';
 
 /** Command palette category of the jupyter_guard commands. */
 export const CATEGORY = 'Data Governance';

@@ -8,8 +8,7 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
 import { FileBadges } from '../components/fileBadges';
 import { forgetLabels } from '../components/labelBadge';
-import { EventEmission } from '../components/notebookIndicator';
-import { AUDIT_EVENT_SCHEMA_ID } from '../tokens';
+import { AUDIT_EVENT_SCHEMA_ID, EventEmission } from '../tokens';
 import { auditEvents, makeRequest, watchSettings } from './common';
 
 /** Label badges in the default file browser. */
