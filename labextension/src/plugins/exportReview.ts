@@ -1,6 +1,6 @@
 /**
  * Export review plugin: intercepts docmanager:download, filebrowser:download
- * and notebook:export-to-format for notebooks (see exportReview.ts).
+ * and notebook:export-to-format for notebooks (see components/exportReview.ts).
  */
 import {
   JupyterFrontEnd,
