@@ -4,7 +4,8 @@
  *
  *   tokens.ts                  the lowest floor: imports nothing from the package
  *   handler.ts, guardSettings.ts  root helpers: import only root modules
- *   components/                widgets, their models and pure helpers: never plugins/ or index.ts
+ *   components/                widgets, their models and pure helpers: never plugins/, index.ts
+ *                              or requestAPI (their plugin hands them a GuardRequest)
  *   plugins/                   one plugin per module (plugins/common.ts: what they share)
  *   index.ts                   the plugin list: imported by nothing
  *
@@ -189,6 +190,13 @@ describe('the import graph of labextension/src', () => {
     expect(
       violations(graph, (from, to) => inDir('components')(from) && inDir('plugins')(to))
     ).toEqual([]);
+  });
+
+  it('leaves requestAPI to the plugins (components are handed a GuardRequest)', () => {
+    const calling = listModules(path.join(SRC, 'components'))
+      .filter(file => /\brequestAPI\b/.test(fs.readFileSync(file, 'utf8')))
+      .map(moduleId);
+    expect(calling).toEqual([]);
   });
 
   it('keeps plugins independent of each other (plugins/common.ts is what they share)', () => {
