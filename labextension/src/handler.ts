@@ -1,5 +1,16 @@
+/**
+ * How the frontend talks to the server: the one request helper.
+ *
+ * `requestAPI` is the only code that sends a request to the jupyter-guard
+ * REST API. Plugins bind it to the app's server settings (`GuardRequest`)
+ * and hand that to the widgets, so the widgets never import the server
+ * settings and jest can hand them a mock server instead.
+ */
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
+
+/** `requestAPI` bound to the server settings: endpoint under `jupyter-guard/api/`. */
+export type GuardRequest = <T>(endPoint: string, init?: RequestInit) => Promise<T>;
 
 /**
  * Call the jupyter-guard REST API.
@@ -43,14 +54,14 @@ export async function requestAPI<T>(
   if (!response.ok) {
     throw new ServerConnection.ResponseError(
       response,
-      errorMessage(response, data)
+      responseMessage(response, data)
     );
   }
   return data as T;
 }
 
 /** The message of a jupyter_server JSON error body, or the HTTP status. */
-function errorMessage(response: Response, data: unknown): string {
+function responseMessage(response: Response, data: unknown): string {
   if (data !== null && typeof data === 'object') {
     const message = (data as { message?: unknown }).message;
     if (typeof message === 'string' && message.length > 0) {
@@ -58,4 +69,39 @@ function errorMessage(response: Response, data: unknown): string {
     }
   }
   return `${response.status} ${response.statusText}`.trim();
+}
+
+/** Options of a JSON POST. */
+export function postJSON(body: unknown): RequestInit {
+  return {
+    method: 'POST',
+    body: JSON.stringify(body),
+    headers: { 'Content-Type': 'application/json' }
+  };
+}
+
+/**
+ * The message to show for a failed request: the server's own message when it
+ * sent one (requestAPI puts it in the error), else whatever the error says.
+ */
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error && error.message) {
+    return error.message;
+  }
+  if (typeof error === 'string' && error) {
+    return error;
+  }
+  return 'unknown error';
+}
+
+/** A query string from the non-empty values, e.g. `?q=pat&purpose=audit`. */
+export function queryString(params: { [key: string]: string | null | undefined }): string {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value) {
+      search.set(key, value);
+    }
+  }
+  const text = search.toString();
+  return text ? `?${text}` : '';
 }

@@ -77,6 +77,9 @@ export const AUDIT_VIEWER_ID = 'jp-guard-audit';
 export const AUDIT_EVENT_SCHEMA_ID =
   'https://events.jupyter.org/jupyter_guard/audit/v1';
 
+/** An event of `serviceManager.events.stream`: `{schema_id, ...data}`. */
+export type EventEmission = { readonly schema_id?: unknown; readonly [key: string]: unknown };
+
 /** Commands whose export or download the export review intercepts. */
 export const REVIEWED_COMMANDS = [
   'docmanager:download',

@@ -18,17 +18,17 @@ import { ServerConnection } from '@jupyterlab/services';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { listIcon } from '@jupyterlab/ui-components';
 
-import { auditExportUrl, documentCookie } from '../auditQuery';
+import { auditExportUrl, documentCookie } from '../components/auditQuery';
 import {
   auditEndpoint,
   AuditViewer,
   IAuditViewerApi,
   mark,
   MARK_OPEN
-} from '../auditViewer';
+} from '../components/auditViewer';
 import { watchGuardSettings } from '../guardSettings';
 import { requestAPI } from '../handler';
-import { errorReason } from '../statusWidget';
+import { errorReason } from '../components/statusWidget';
 import {
   AUDIT_VIEWER_ID,
   CommandIDs,

@@ -1,6 +1,6 @@
 /**
  * Export review plugin: intercepts docmanager:download, filebrowser:download
- * and notebook:export-to-format for notebooks (see exportReview.ts).
+ * and notebook:export-to-format for notebooks (see components/exportReview.ts).
  */
 import {
   JupyterFrontEnd,
@@ -11,15 +11,15 @@ import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
-import { documentCookie } from '../auditQuery';
+import { documentCookie } from '../components/auditQuery';
 import {
   ExportReviewer,
   IReviewEnv,
   resolveReview,
   wrapExecute
-} from '../exportReview';
+} from '../components/exportReview';
 import { watchGuardSettings } from '../guardSettings';
-import { requestAPI } from '../handler';
+import { postJSON, requestAPI } from '../handler';
 import { IExportPreview } from '../tokens';
 
 /** Plugin id. */
@@ -51,15 +51,7 @@ export function activateExportReview(
 
   const reviewer = new ExportReviewer({
     preview: body =>
-      requestAPI<IExportPreview>(
-        'export/preview',
-        {
-          method: 'POST',
-          body: JSON.stringify(body),
-          headers: { 'Content-Type': 'application/json' }
-        },
-        serverSettings
-      ),
+      requestAPI<IExportPreview>('export/preview', postJSON(body), serverSettings),
     localPath: path => contents.localPath(path),
     baseUrl: () => serverSettings.baseUrl,
     cookie: documentCookie,
