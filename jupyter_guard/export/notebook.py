@@ -690,20 +690,23 @@ class ScanCache:
     def detect(self, segments: list[str]) -> dict:
         with self._lock:  # one detector, one thread at a time; lookups are cheap
             missing = [s for s in segments if s not in self._hits]
+            found = {}
             if missing:
                 self.passes += 1
                 found = _detect(missing, self._detector or default_detector())
-                for s in missing:
-                    self._hits[s] = found.get(s, [])
-                    self._chars += len(s)
-                while self._chars > self.max_chars and self._hits:
-                    old, _ = self._hits.popitem(last=False)
-                    self._chars -= len(old)
             out = {}
             for s in segments:
-                self._hits.move_to_end(s)
-                if self._hits[s]:
-                    out[s] = self._hits[s]
+                spans = found.get(s, []) if s in found or s not in self._hits else self._hits[s]
+                if s in self._hits:
+                    self._hits.move_to_end(s)
+                else:
+                    self._hits[s] = spans
+                    self._chars += len(s)
+                if spans:
+                    out[s] = spans
+            while self._chars > self.max_chars and self._hits:  # least recently used out
+                old, _ = self._hits.popitem(last=False)
+                self._chars -= len(old)
             return out
 
 

@@ -23,34 +23,15 @@ by the next ``connect`` with no restart of anything.
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 from ..errors import GuardDenied
+from .engines import remember
 from .guard import STATE, governed
 from .masking import MASKER
+from .report import read_entry, refusal_message
 
 READER = "jupyter_guard.connect"
-
-#: engine -> the catalog source it was made for (weak: a dropped engine is forgotten)
-_ENGINES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def source_of(con: Any) -> str | None:
-    """The catalog source an engine (or a connection of it) was made for by :func:`connect`."""
-    engine = getattr(con, "engine", None)  # Engine.engine is itself; Connection.engine its engine
-    for _ in range(8):  # engine.execution_options(...) is an OptionEngine proxying the registered one
-        if engine is None:
-            return None
-        try:
-            found = _ENGINES.get(engine)
-        except TypeError:  # not weak-referenceable or not hashable: not ours
-            return None
-        if found is not None:
-            return found
-        engine = getattr(engine, "_proxied", None)
-    return None
-
 
 def connect(source: str, **engine_kwargs: Any) -> Any:
     """A SQLAlchemy engine for the catalog data source ``source``, its secret from the server.
@@ -86,7 +67,7 @@ def connect(source: str, **engine_kwargs: Any) -> Any:
     MASKER.register(secrets, getattr(kernel, "session", None))  # before anything can print them
     engine = _engine(source, url, engine_kwargs)
     try:
-        _ENGINES[engine] = source
+        remember(engine, source)
     except TypeError:
         pass
     guard.report(_entry(reply, source))
@@ -123,15 +104,11 @@ def _public(reply: dict) -> dict:
 
 def _refusal(reply: dict, source: str) -> str:
     if reply.get("message"):
-        from .guard import refusal_message
-
         return refusal_message(reply)  # the server's words, plus how to justify when that would do
     reasons = " ".join(str(r) for r in reply.get("reasons") or ())
     return f"jupyter_guard refused the credential of data source {source!r}. {reasons}".strip()
 
 
 def _entry(reply: dict, source: str, refused: bool = False) -> dict:
-    from .guard import _entry as entry
-
-    return entry(reply, READER, f"source:{source}", rows=None, effect="deny" if refused else None,
+    return read_entry(reply, READER, f"source:{source}", rows=None, effect="deny" if refused else None,
                  action="credential")

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import GuardDenied
 from .client import GuardClient
+from .report import read_entry, refusal_message
 
 log = logging.getLogger("jupyter_guard.kernel")
 
@@ -145,7 +146,7 @@ class Guard:
         for target, kind in targets:
             decision = self.decide(target, kind)
             if not decision.get("permitted"):
-                self.report(_entry(decision, reader, target, rows=0))
+                self.report(read_entry(decision, reader, target, rows=0))
                 raise GuardDenied(refusal_message(decision), decision=decision)
             decisions.append((target, decision))
         return [d for _, d in decisions]
@@ -162,12 +163,12 @@ class Guard:
         redacting = [(t, d) for t, d in governed_ if d.get("effect") == "redact"]
         if not redacting:
             for target, d in governed_:
-                self.report(_entry(d, reader, target, rows=_rows(result)))
+                self.report(read_entry(d, reader, target, rows=_rows(result)))
             return result
         rules = _merge_rules([d for _, d in redacting])
         if not rules:
             for target, d in governed_:
-                entry = _entry(d, reader, target, rows=_rows(result))
+                entry = read_entry(d, reader, target, rows=_rows(result))
                 if d.get("effect") == "redact":
                     entry["note"] = "redact decision without column rules in the catalog: returned as read"
                 self.report(entry)
@@ -230,7 +231,7 @@ class _FrameRedaction:
     def refuse(self, why: str):
         first = self.governed[0][1]
         for target, d in self.governed:
-            self.guard.report(_entry(d, self.reader, target, rows=0, effect="deny",
+            self.guard.report(read_entry(d, self.reader, target, rows=0, effect="deny",
                                      note="refused: the result could not be redacted"))
         raise GuardDenied(
             f"{first.get('dataset')!r} ({first.get('label')} data) must be redacted before you see it, and "
@@ -248,7 +249,7 @@ class _FrameRedaction:
             return [self.frame(v, report=True) for v in result]  # read_html
         if hasattr(result, "__next__") or hasattr(result, "get_chunk"):
             for target, d in self.governed:
-                self.guard.report(_entry(d, self.reader, target, rows=None, chunked=True))
+                self.guard.report(read_entry(d, self.reader, target, rows=None, chunked=True))
             return RedactingChunks(result, self)
         self.refuse(f"{self.reader} returned a {type(result).__name__}, and only pandas DataFrames can be "
                     "redacted; read it as a DataFrame")
@@ -306,7 +307,7 @@ class _FrameRedaction:
         missing = getattr(self, "missing", [])
         first = True
         for target, d in self.governed:
-            entry = _entry(d, self.reader, target, rows=details.get("rows"))
+            entry = read_entry(d, self.reader, target, rows=details.get("rows"))
             if d.get("effect") == "redact":
                 own = {str(c.get("name")).lower() for c in d.get("columns") or ()}
                 entry["columns"] = {c: rule for c, rule in columns.items() if self._source(c) in own}
@@ -408,32 +409,3 @@ def _rows(result: Any) -> int | None:
         return height
     num_rows = getattr(result, "num_rows", None)  # pyarrow.Table
     return num_rows if isinstance(num_rows, int) else None
-
-
-def _entry(decision: dict, reader: str, target: str, *, rows: int | None, effect: str | None = None,
-           **extra: Any) -> dict:
-    entry = {
-        "dataset": decision.get("dataset"),
-        "label": decision.get("label"),
-        "effect": effect or decision.get("effect"),
-        "permitted": bool(decision.get("permitted")) if effect is None else False,
-        "target": decision.get("target") or target,
-        "reader": reader,
-        "rows": rows,
-        "columns": {},
-        "entity_counts": {},
-        "audit_seq": decision.get("audit_seq"),
-    }
-    entry.update({k: v for k, v in extra.items() if v is not None})
-    return entry
-
-
-def refusal_message(decision: dict) -> str:
-    """The server's who/what/why/who-to-ask, plus what to type when a justification would do."""
-    message = decision.get("message") or (
-        f"jupyter_guard refused reading {decision.get('target')}: " + " ".join(decision.get("reasons") or ())
-    )
-    if decision.get("effect") == "justify":
-        message += (' To go ahead, give your reason with %guard justify "why you need this data" '
-                    "and run the cell again; the reason is recorded for the data steward.")
-    return message

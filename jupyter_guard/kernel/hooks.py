@@ -36,7 +36,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import GuardDenied
-from .guard import Guard, governed, inside, refusal_message
+from .guard import Guard, governed, inside
+from .report import read_entry, refusal_message
 
 log = logging.getLogger("jupyter_guard.kernel")
 
@@ -337,17 +338,13 @@ class Hooks:
 
 
 def _open_entry(decision: dict, target: str, refused: bool = False) -> dict:
-    from .guard import _entry
-
-    return _entry(decision, "open", target, rows=None, effect="deny" if refused else None)
+    return read_entry(decision, "open", target, rows=None, effect="deny" if refused else None)
 
 
 def _refuse_non_pandas(guard: Guard, targets: list, decisions: list[dict], reader: str) -> None:
-    from .guard import _entry
-
     for (target, _), d in zip(targets, decisions):
         if d.get("effect") == "redact":
-            guard.report(_entry(d, reader, target, rows=0, effect="deny", note="redaction needs a pandas reader"))
+            guard.report(read_entry(d, reader, target, rows=0, effect="deny", note="redaction needs a pandas reader"))
             raise GuardDenied(
                 f"{d.get('dataset')!r} ({d.get('label')} data) must be redacted before you see it, and only "
                 f"pandas DataFrames can be redacted, so {reader} was refused. Read it with pandas "

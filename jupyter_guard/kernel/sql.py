@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import GuardDenied
+from .engines import source_of
 
 #: SQLAlchemy dialect / URL scheme -> sqlglot dialect
 SQLGLOT_DIALECTS = {
@@ -87,8 +88,6 @@ def describe_connection(con: Any) -> Connection:
         database = getattr(url, "database", None)
         dialect = getattr(con, "dialect", None) or getattr(getattr(con, "engine", None), "dialect", None)
         schema = getattr(dialect, "default_schema_name", None)
-        from .connect import source_of
-
         source = source_of(con)
         if source is not None:  # an engine made by connect("warehouse"): warehouse.<schema>.<table>
             info = _connection(backend, database, schema)

@@ -11,7 +11,20 @@ from ..gates import load_file
 from .base import GuardHandler
 
 
-class NotebookSensitivityHandler(GuardHandler):
+class NotebookHandler(GuardHandler):
+    """Routes about one notebook of the server's contents."""
+
+    async def notebook(self, path: str):
+        from ...export import ExportError, load_notebook
+
+        raw = await load_file(self, path)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, load_notebook, raw)
+        except ExportError as e:
+            raise web.HTTPError(422, f"{path} cannot be read as a notebook: {e}") from e
+
+
+class NotebookSensitivityHandler(NotebookHandler):
     """A notebook's sensitivity for the UI: from the audit log plus a scan of its outputs."""
 
     @web.authenticated
@@ -25,17 +38,8 @@ class NotebookSensitivityHandler(GuardHandler):
         sens.pop("cell_reads", None)
         self.finish(sens)
 
-    async def notebook(self, path: str):
-        from ...export import ExportError, load_notebook
 
-        raw = await load_file(self, path)
-        try:
-            return await asyncio.get_running_loop().run_in_executor(None, load_notebook, raw)
-        except ExportError as e:
-            raise web.HTTPError(422, f"{path} cannot be read as a notebook: {e}") from e
-
-
-class ExportPreviewHandler(NotebookSensitivityHandler):
+class ExportPreviewHandler(NotebookHandler):
     """What an export would do (refused, raw, redacted: counts; blocked cells), without recording.
 
     The scan it runs is the one the export then uses (the gate's scan cache), so a review
