@@ -27,6 +27,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from traitlets import Unicode
+from traitlets.config import Configurable
+
 from .errors import AuditKeyError, CredentialError
 
 __all__ = [
@@ -35,12 +38,15 @@ __all__ = [
     "CredentialChain",
     "CredentialSettings",
     "EnvProvider",
+    "EnvSecrets",
     "FileProvider",
+    "FileSecrets",
     "KeyringProvider",
+    "KeyringSecrets",
     "SecretProvider",
+    "SecretSource",
     "load_audit_key",
     "load_key_file",
-    "secret_variables",
 ]
 
 AUDIT_KEY_BYTES = 32
@@ -444,6 +450,101 @@ class LazyProvider(SecretProvider):
         return self.build().list_names()
 
 
+class SecretSource(Configurable):
+    """One kind of secret provider, configured by its own traits (``c.<Class>.<trait>``).
+
+    ``c.GuardApp.credential_providers`` lists these classes in lookup order; an admin's own
+    subclass (a vault, a cloud secret manager) goes in the same list and returns its provider.
+    """
+
+    kind = "secrets"
+
+    def provider(self, environ: Mapping[str, str]) -> SecretProvider | None:
+        """The provider, or None when its settings switch it off (see ``off_reason``)."""
+        raise NotImplementedError
+
+    off_reason = ""
+
+    def secret_variables(self, environ: Mapping[str, str]) -> list[str]:
+        """Environment variables that hold secrets of this source (kept out of kernels)."""
+        return []
+
+
+class FileSecrets(SecretSource):
+    """Secrets as files in a directory, e.g. a Kubernetes secret mounted read-only."""
+
+    kind = "file"
+    directory = Unicode(
+        "",
+        config=True,
+        help="""Directory with one file per secret (the file name is the secret's name). Empty:
+        the file provider is off.""",
+    )
+    off_reason = "file (no FileSecrets.directory)"
+
+    def provider(self, environ):
+        return FileProvider(self.directory) if self.directory else None
+
+
+class EnvSecrets(SecretSource):
+    """Secrets in environment variables ``<prefix><NAME>`` (read-only)."""
+
+    kind = "env"
+    prefix = Unicode(
+        DEFAULT_ENV_PREFIX,
+        config=True,
+        help="""Environment variables <prefix><NAME> hold secrets (name upper-cased, '.' and '-'
+        as '_'). These variables are removed from the environment of kernels the server starts.""",
+    )
+
+    def provider(self, environ):
+        return EnvProvider(self.prefix, environ=environ)
+
+    def secret_variables(self, environ):
+        return [k for k in environ if self.prefix and k.startswith(self.prefix)]
+
+
+class KeyringSecrets(SecretSource):
+    """Secrets in a keyring backend named explicitly (never the OS default, which may prompt)."""
+
+    kind = "keyring"
+    backend = Unicode(
+        "",
+        config=True,
+        help="""Dotted class of the keyring backend holding data-source secrets, e.g.
+        keyrings.alt.file.EncryptedKeyring or keyrings.cryptfile.cryptfile.CryptFileKeyring.
+        Empty: the keyring provider is off.""",
+    )
+    file = Unicode("", config=True, help="File of a file-based keyring backend. Empty: the backend's own default.")
+    password_env = Unicode(
+        "",
+        config=True,
+        help="""Environment variable holding the password of an encrypted keyring file (from a
+        mounted secret or the service's environment). Removed from kernels' environments.""",
+    )
+    password_file = Unicode(
+        "",
+        config=True,
+        help="File holding the password of an encrypted keyring file, used when password_env is empty.",
+    )
+    service = Unicode("jupyter-guard", config=True, help="The keyring service name the secrets are stored under.")
+    off_reason = "keyring (no KeyringSecrets.backend)"
+
+    def provider(self, environ):
+        if not self.backend:
+            return None
+        _load_class(self.backend)  # a typo in the class is a configuration error now
+        return _keyring_provider(self.settings(), environ)
+
+    def settings(self) -> CredentialSettings:
+        return CredentialSettings(providers=("keyring",), keyring_backend=self.backend, keyring_file=self.file,
+                                  keyring_password_env=self.password_env, keyring_password_file=self.password_file,
+                                  keyring_service=self.service)
+
+    def secret_variables(self, environ):
+        return [self.password_env] if self.password_env and self.password_env in environ else []
+
+
 class CredentialChain:
     """Data-source secrets through providers in order.
 
@@ -458,34 +559,36 @@ class CredentialChain:
         self.providers = list(providers)
         #: providers named in the order but switched off, with the setting that would switch them on
         self.off = list(off)
+        self.sources: list[SecretSource] = []
 
     @classmethod
-    def from_settings(cls, settings: CredentialSettings, environ: Mapping[str, str] | None = None) -> CredentialChain:
+    def from_sources(cls, sources: Sequence[SecretSource], environ: Mapping[str, str] | None = None) -> CredentialChain:
+        """The chain of configured sources, in order; a source listed twice is an error."""
         environ = os.environ if environ is None else environ
         providers: list[SecretProvider] = []
         off: list[str] = []
         seen: set[str] = set()
-        for kind in settings.providers:
-            if kind not in PROVIDER_KINDS:
-                raise CredentialError(
-                    f"unknown credential provider {kind!r} (expected some of {', '.join(PROVIDER_KINDS)}, in order)"
-                )
-            if kind in seen:
-                raise CredentialError(f"credential provider {kind!r} is listed twice")
-            seen.add(kind)
-            if kind == "file":
-                if settings.directory:
-                    providers.append(FileProvider(settings.directory))
-                else:
-                    off.append("file (no credential_dir)")
-            elif kind == "env":
-                providers.append(EnvProvider(settings.env_prefix, environ=environ))
-            elif settings.keyring_backend:
-                _load_class(settings.keyring_backend)  # a typo in the class is a configuration error now
-                providers.append(_keyring_provider(settings, environ))
+        for source in sources:
+            if source.kind in seen:
+                raise CredentialError(f"credential provider {source.kind!r} is listed twice")
+            seen.add(source.kind)
+            provider = source.provider(environ)
+            if provider is None:
+                off.append(source.off_reason or f"{source.kind} (switched off)")
             else:
-                off.append("keyring (no credential_keyring_backend)")
-        return cls(providers, off)
+                providers.append(provider)
+        chain = cls(providers, off)
+        chain.sources = list(sources)
+        return chain
+
+    @classmethod
+    def from_settings(cls, settings: CredentialSettings, environ: Mapping[str, str] | None = None) -> CredentialChain:
+        """The chain the CLI's flags describe (the same sources the server configures)."""
+        return cls.from_sources(sources_from_settings(settings), environ)
+
+    def secret_variables(self, environ: Mapping[str, str]) -> list[str]:
+        """Variables of an environment that hold secrets of this chain's sources (kept out of kernels)."""
+        return [v for source in self.sources for v in source.secret_variables(environ)]
 
     def names(self) -> list[str]:
         return [p.name for p in self.providers]
@@ -531,11 +634,23 @@ class CredentialChain:
                 found.setdefault(n, []).append(p.name)
         return dict(sorted(found.items()))
 
-def secret_variables(settings: CredentialSettings, environ: Mapping[str, str]) -> list[str]:
-    """Variables of an environment that hold secrets (the env provider's and the keyring password)."""
-    out = [k for k in environ if settings.env_prefix and k.startswith(settings.env_prefix)]
-    if settings.keyring_password_env and settings.keyring_password_env in environ:
-        out.append(settings.keyring_password_env)
+def sources_from_settings(settings: CredentialSettings) -> list[SecretSource]:
+    """The configured sources of a CredentialSettings (``providers`` gives kinds and order)."""
+    make = {
+        "file": lambda: FileSecrets(directory=settings.directory),
+        "env": lambda: EnvSecrets(prefix=settings.env_prefix),
+        "keyring": lambda: KeyringSecrets(backend=settings.keyring_backend, file=settings.keyring_file,
+                                          password_env=settings.keyring_password_env,
+                                          password_file=settings.keyring_password_file,
+                                          service=settings.keyring_service),
+    }
+    out = []
+    for kind in settings.providers:
+        if kind not in make:
+            raise CredentialError(
+                f"unknown credential provider {kind!r} (expected some of {', '.join(PROVIDER_KINDS)}, in order)"
+            )
+        out.append(make[kind]())
     return out
 
 

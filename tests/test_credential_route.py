@@ -70,7 +70,7 @@ def guard_config(guard_config, catalog_dir, secrets_dir, tmp_path, monkeypatch):
     db = tmp_path / "clinic.db"
     (catalog_dir / "sources.yaml").write_text(SOURCES.replace("{db}", str(db)))
     monkeypatch.setenv("JUPYTER_GUARD_SECRET_TOKEN", ENV_SECRET)  # in the server's env; never in kernels'
-    guard_config["GuardApp"].update(credential_dir=str(secrets_dir))
+    guard_config["FileSecrets"] = {"directory": str(secrets_dir)}
     return guard_config
 
 

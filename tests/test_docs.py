@@ -7,6 +7,7 @@ from pathlib import Path
 
 from jupyter_guard.server.app import GuardApp
 from jupyter_guard.audit import SQLiteAuditStore
+from jupyter_guard.credentials import EnvSecrets, FileSecrets, KeyringSecrets
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -15,7 +16,7 @@ def test_every_config_trait_is_in_the_admin_guide():
     guide = (DOCS / "admin-guide.md").read_text()
     missing = [
         f"c.{cls.__name__}.{name}"
-        for cls in (GuardApp, SQLiteAuditStore)
+        for cls in (GuardApp, SQLiteAuditStore, FileSecrets, EnvSecrets, KeyringSecrets)
         for name in cls.class_own_traits(config=True)
         if f"c.{cls.__name__}.{name}" not in guide
     ]

@@ -20,7 +20,6 @@ from jupyter_guard.credentials import (
     EnvProvider,
     FileProvider,
     KeyringProvider,
-    secret_variables,
 )
 from jupyter_guard.errors import CatalogError, CredentialError
 from jupyter_guard.governor import load_governance
@@ -250,8 +249,8 @@ def test_nothing_found_names_the_source_and_every_provider(keyring_env):
 def test_off_providers_are_said_and_the_os_keyring_is_never_used():
     chain = CredentialChain.from_settings(CredentialSettings())
     assert [p.kind for p in chain.providers] == ["env"]
-    assert chain.off == ["file (no credential_dir)", "keyring (no credential_keyring_backend)"]
-    with pytest.raises(CredentialError, match=r"switched off: file \(no credential_dir\), keyring"):
+    assert chain.off == ["file (no FileSecrets.directory)", "keyring (no KeyringSecrets.backend)"]
+    with pytest.raises(CredentialError, match=r"switched off: file \(no FileSecrets.directory\), keyring"):
         chain.lookup("x", source="x")
     with pytest.raises(CredentialError, match="no keyring credential provider is configured"):
         chain.provider("keyring")
@@ -361,7 +360,8 @@ def test_an_empty_secret_is_an_error():
 def test_secret_variables_are_the_prefixed_ones_and_the_keyring_password():
     settings = CredentialSettings(keyring_password_env="KPW")
     env = {"JUPYTER_GUARD_SECRET_DB": "x", "KPW": "y", "PATH": "/bin", "JUPYTER_GUARD_URL": "u"}
-    assert sorted(secret_variables(settings, env)) == ["JUPYTER_GUARD_SECRET_DB", "KPW"]
+    assert sorted(CredentialChain.from_settings(settings, environ=env).secret_variables(env)) == [
+        "JUPYTER_GUARD_SECRET_DB", "KPW"]
 
 
 def test_a_password_with_spaces_and_symbols_survives_the_url():

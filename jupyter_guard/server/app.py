@@ -22,13 +22,14 @@ from traitlets import Dict, Enum, Float, Int, List, Type, Unicode, default
 from .._version import __version__
 from ..audit import AuditLog, AuditStore, SQLiteAuditStore
 from ..credentials import (
-    DEFAULT_ENV_PREFIX,
     CredentialChain,
-    CredentialSettings,
+    EnvSecrets,
+    FileSecrets,
     KeyringProvider,
+    KeyringSecrets,
+    SecretSource,
     load_audit_key,
     load_key_file,
-    secret_variables,
 )
 from ..errors import AuditError, CatalogError, CredentialError, GovernanceRefusal
 from ..export.governance import ExportSettings, NotebookExports
@@ -136,49 +137,23 @@ class GuardApp(ExtensionApp):
     )
 
     credential_providers = List(
-        Unicode(),
-        default_value=["file", "env", "keyring"],
+        Type(klass=SecretSource),
+        default_value=[FileSecrets, EnvSecrets, KeyringSecrets],
         config=True,
-        help="""Where data-source secrets are looked up, in order: file, env, keyring. The first
-        provider holding the secret's name answers; a provider that fails (locked or corrupt
-        keyring file, wrong password) stops the lookup with an error naming it — nothing falls
-        through silently. A provider whose setting is empty is off.""",
+        help="""Where data-source secrets are looked up, in order: classes of
+        jupyter_guard.credentials.SecretSource, each configured by its own traits —
+        c.FileSecrets.directory, c.EnvSecrets.prefix, c.KeyringSecrets.backend / file /
+        password_env / password_file / service — or an admin's own subclass. The first provider
+        holding the secret's name answers; a provider that fails (locked or corrupt keyring file,
+        wrong password) stops the lookup with an error naming it — nothing falls through
+        silently. A provider whose setting is empty is off.""",
     )
-    credential_dir = Unicode(
-        "",
+    detector_class = Type(
+        default_value="jupyter_guard.redaction.Detector",
         config=True,
-        help="""Directory with one file per secret (the file name is the secret's name), e.g. a
-        Kubernetes secret mounted read-only. Empty: the file provider is off.""",
-    )
-    credential_env_prefix = Unicode(
-        DEFAULT_ENV_PREFIX,
-        config=True,
-        help="""Environment variables <prefix><NAME> hold secrets (name upper-cased, '.' and '-'
-        as '_'). These variables are removed from the environment of kernels the server starts.""",
-    )
-    credential_keyring_backend = Unicode(
-        "",
-        config=True,
-        help="""Dotted class of the keyring backend holding data-source secrets, e.g.
-        keyrings.alt.file.EncryptedKeyring or keyrings.cryptfile.cryptfile.CryptFileKeyring.
-        Empty: the keyring provider is off. Never the OS default (it may prompt or not exist).""",
-    )
-    credential_keyring_file = Unicode(
-        "",
-        config=True,
-        help="File of a file-based keyring backend. Empty: the backend's own default location.",
-    )
-    credential_keyring_password_env = Unicode(
-        "",
-        config=True,
-        help="""Environment variable holding the password of an encrypted keyring file (from a
-        mounted secret or the service's environment). Removed from kernels' environments.""",
-    )
-    credential_keyring_password_file = Unicode(
-        "",
-        config=True,
-        help="""File holding the password of an encrypted keyring file (e.g. a mounted secret),
-        used when credential_keyring_password_env is empty.""",
+        help="""The PII detector of exports, downloads and the save hook on the server (Presidio's
+        recognizer registry inside). Built as detector_class(ner_model=ner_model or None): with a
+        configured ner_model, server-side export redaction uses the NER tier too.""",
     )
 
     save_hook = Enum(
@@ -311,18 +286,6 @@ class GuardApp(ExtensionApp):
 
     # -- credentials -----------------------------------------------------------------------
 
-    @property
-    def credential_settings(self) -> CredentialSettings:
-        return CredentialSettings(
-            providers=tuple(self.credential_providers),
-            directory=self.credential_dir,
-            env_prefix=self.credential_env_prefix,
-            keyring_backend=self.credential_keyring_backend,
-            keyring_file=self.credential_keyring_file,
-            keyring_password_env=self.credential_keyring_password_env,
-            keyring_password_file=self.credential_keyring_password_file,
-        )
-
     def _credential_chain(self) -> CredentialChain:
         """The provider chain; a provider that cannot be used yet is logged, not fatal.
 
@@ -330,9 +293,12 @@ class GuardApp(ExtensionApp):
         a keyring file that is locked or missing its password fails each lookup with a
         message naming it, and works once fixed, without a restart.
         """
-        chain = CredentialChain.from_settings(self.credential_settings)
-        if self.credential_dir and not os.path.isdir(self.credential_dir):
-            self.log.warning("jupyter_guard: credential_dir %s does not exist (no secrets from files)", self.credential_dir)
+        sources = [cls(parent=self) for cls in self.credential_providers]
+        chain = CredentialChain.from_sources(sources)
+        for source in sources:
+            if isinstance(source, FileSecrets) and source.directory and not os.path.isdir(source.directory):
+                self.log.warning("jupyter_guard: FileSecrets.directory %s does not exist (no secrets from files)",
+                                 source.directory)
         for provider in chain.providers:
             try:
                 provider.list_names()
@@ -357,7 +323,8 @@ class GuardApp(ExtensionApp):
         the configured authorizer is wrapped, never replaced; the save hook sits beside others."""
         settings = ExportSettings(pii_label=self.pii_label or None, denied_cells=self.export_denied_cells,
                                   max_output_bytes=self.export_max_output_bytes)
-        self.gates = install_gates(self, NotebookExports(self.governor, settings))
+        detector = self.detector_class(ner_model=self.ner_model or None)
+        self.gates = install_gates(self, NotebookExports(self.governor, settings, detector=detector))
         self.serverapp.contents_manager.register_pre_save_hook(save_hook(self.gates))
 
     def _keep_secrets_out_of_kernels(self) -> None:
@@ -367,7 +334,7 @@ class GuardApp(ExtensionApp):
 
         async def start_kernel(*args, **kwargs):
             env = dict(kwargs.get("env") or os.environ)
-            drop = secret_variables(self.credential_settings, env)
+            drop = self.credentials.secret_variables(env)
             if drop:
                 for name in drop:
                     del env[name]

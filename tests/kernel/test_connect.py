@@ -208,9 +208,9 @@ def guard_config(catalog_dir, audit_dir, secret_dir) -> dict:
             "audit_dir": str(audit_dir),
             "principal_source": "identity",
             "catalog_reload_interval": 0,
-            "credential_providers": ["file"],
-            "credential_dir": str(secret_dir),
+            "credential_providers": ["jupyter_guard.credentials.FileSecrets"],
         },
+        "FileSecrets": {"directory": str(secret_dir)},
     }
 
 
