@@ -41,10 +41,18 @@ class Governance:
     policy: Policy
 
 
-def load_governance(directory: str | os.PathLike, root_dir: str | os.PathLike) -> Governance:
-    """Load catalog and policy together; raise CatalogError naming every problem's file:line."""
+def load_governance(directory: str | os.PathLike, root_dir: str | os.PathLike, *,
+                    allow_empty: bool = False) -> Governance:
+    """Load catalog and policy together; raise CatalogError naming every problem's file:line.
+
+    A catalog that governs nothing (no dataset, no source) is an error unless ``allow_empty``:
+    an emptied or half-written catalog must never read as "nothing is governed".
+    """
     problems: list[Problem] = []
     sections, files = read_sections(directory, problems)
+    if not problems and not allow_empty and not any(s.key in ("datasets", "sources") and s.value for s in sections):
+        problems.append(Problem(str(directory), None, "the catalog defines no dataset and no source; if that is on "
+                                "purpose, set c.GuardApp.allow_empty_catalog = True"))
     return _build(sections, problems, str(root_dir), str(directory), tuple(files))
 
 

@@ -272,3 +272,52 @@ async def test_the_running_server_picks_up_catalog_edits_by_itself(fast_reload, 
             break
         await asyncio.sleep(0.05)
     assert status["catalog"]["datasets"] == 5
+
+
+async def test_an_emptied_or_deleted_catalog_file_never_ungoverns_data(guard_app, catalog_dir, fetch_json):
+    """Issue 14, finding 3: `: > datasets.yaml` (a truncate-then-write, a checkout) turned governance off."""
+    body = {"target": "data/patients.csv"}
+    before = await fetch_json("jupyter-guard", "api", "decide", method="POST", body=body, expect=403)
+    assert before["dataset"] == "patients"
+    (catalog_dir / "datasets.yaml").write_text("")  # truncated mid-save
+    await guard_app.check_catalog()
+    status = await fetch_json("jupyter-guard", "api", "status")
+    assert status["catalog"]["datasets"] == 4 and "the file is empty" in status["catalog"]["error"]
+    still = await fetch_json("jupyter-guard", "api", "decide", method="POST", body=body, expect=403)
+    assert still["dataset"] == "patients" and still["audit_seq"] > before["audit_seq"]  # decided and recorded
+
+    (catalog_dir / "datasets.yaml").unlink()  # deleted: a valid catalog without datasets... is no catalog
+    await guard_app.check_catalog()
+    assert "no dataset and no source" in (await fetch_json("jupyter-guard", "api", "status"))["catalog"]["error"]
+    await fetch_json("jupyter-guard", "api", "decide", method="POST", body=body, expect=403)
+
+
+async def test_removing_datasets_waits_for_a_stable_catalog_and_is_recorded(guard_app, catalog_dir, fetch_json):
+    guard_app.catalog_removal_delay = 0.3
+    text = (catalog_dir / "datasets.yaml").read_text()
+    without_clinics = text.replace(text[text.index("  - name: clinics"):text.index("  - name: hr")], "")
+    (catalog_dir / "datasets.yaml").write_text(without_clinics)
+    await guard_app.check_catalog()
+    assert "clinics" in guard_app.governor.catalog.datasets  # held: it may be a moment mid-edit
+    await asyncio.sleep(0.35)
+    await guard_app.check_catalog()
+    assert "clinics" not in guard_app.governor.catalog.datasets
+    (catalog_dir / "datasets.yaml").write_text(text)  # adding back applies at once
+    await guard_app.check_catalog()
+    assert "clinics" in guard_app.governor.catalog.datasets
+    reloads = await fetch_json("jupyter-guard", "api", "audit", token="tok-dana",
+                               params={"event_type": "catalog_reload", "order": "asc"})
+    assert [(r["details"]["added"], r["details"]["removed"]) for r in reloads["records"]] == [
+        ([], ["clinics"]), (["clinics"], [])]
+
+
+def test_an_empty_catalog_stops_the_server_unless_the_admin_says_so(jp_configurable_serverapp, guard_config):
+    directory = Path(guard_config["GuardApp"]["catalog_dir"])
+    (directory / "datasets.yaml").write_text("")
+    with pytest.raises(SystemExit) as stop:
+        jp_configurable_serverapp(config=_traitlets(guard_config))
+    assert "the file is empty" in str(stop.value.__cause__)
+    (directory / "datasets.yaml").unlink()
+    with pytest.raises(SystemExit) as stop:
+        jp_configurable_serverapp(config=_traitlets(guard_config))
+    assert "no dataset and no source" in str(stop.value.__cause__)

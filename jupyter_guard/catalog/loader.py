@@ -81,8 +81,12 @@ def read_sections(directory: str | Path, problems: list[Problem]) -> tuple[list[
     sections, files = [], []
     for path in catalog_files(directory):
         files.append(str(path))
+        before = len(problems)
         data = load_yaml(path, problems)
         if data is None:
+            if len(problems) == before:  # empty, or only comments: what a truncate-then-write leaves for a moment
+                problems.append(Problem(str(path), None, "the file is empty; a catalog file holds at least one "
+                                        "section (delete the file to drop it)"))
             continue
         if not isinstance(data, LineDict):
             problems.append(Problem(str(path), line_of(data, default=1), "expected a mapping of sections"))

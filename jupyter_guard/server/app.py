@@ -9,7 +9,9 @@ would otherwise leave governed data ungoverned.
 from __future__ import annotations
 
 import asyncio
+import functools
 import getpass
+import time
 import os
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,7 +19,7 @@ from pathlib import Path
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
 from tornado.ioloop import PeriodicCallback
-from traitlets import Dict, Enum, Float, Int, List, Type, Unicode, default
+from traitlets import Bool, Dict, Enum, Float, Int, List, Type, Unicode, default
 
 from .._version import __version__
 from ..audit import AuditLog, AuditStore, SQLiteAuditStore
@@ -61,6 +63,19 @@ class GuardApp(ExtensionApp):
         2.0,
         config=True,
         help="Seconds between checks of the catalog directory for edits (0 disables reloading).",
+    )
+    catalog_removal_delay = Float(
+        10.0,
+        config=True,
+        help="""Seconds a valid catalog edit that REMOVES datasets or sources must stay unchanged
+        before it takes effect (additions and changes apply at once). A deleted or truncated file
+        seen for a moment mid-edit never ungoverns data. 0: removals apply at once.""",
+    )
+    allow_empty_catalog = Bool(
+        False,
+        config=True,
+        help="""Accept a catalog that defines no dataset and no source. Off by default: an empty
+        catalog (at start or after an edit) is an error, so governance never turns off by accident.""",
     )
     audit_dir = Unicode(
         config=True,
@@ -191,6 +206,8 @@ class GuardApp(ExtensionApp):
     )
 
     governor: Governor | None = None
+    #: a valid edit that removes datasets, held until it has been stable: (fingerprint, governance, since)
+    _pending_catalog: tuple | None = None
     _reloader: PeriodicCallback | None = None
     _pseudonym_key: bytes | None = None
 
@@ -251,19 +268,32 @@ class GuardApp(ExtensionApp):
         if not self.catalog_dir:
             self.log.warning("jupyter_guard: no GuardApp.catalog_dir configured; no data is governed")
             return empty_governance(self.root_dir)
-        return load_governance(self.catalog_dir, self.root_dir)
+        return load_governance(self.catalog_dir, self.root_dir, allow_empty=self.allow_empty_catalog)
 
     async def check_catalog(self) -> None:
-        """Reload an edited catalog; an invalid edit keeps the last valid one and says where."""
+        """Reload an edited catalog; an invalid edit keeps the last valid one and says where.
+
+        An empty, missing or unreadable file is an invalid edit (what an editor's truncate-then-write
+        or a checkout's delete-then-create leaves for a moment). A valid catalog that drops datasets
+        or sources takes effect only once it has stayed unchanged for catalog_removal_delay
+        seconds; one that only adds or changes entries takes effect at once. Every change of what
+        is in force is recorded (event catalog_reload) with the names added and removed.
+        """
         fingerprint = catalog_fingerprint(self.catalog_dir)
+        pending = self._pending_catalog
+        if pending is not None and fingerprint == pending[0]:
+            if time.monotonic() - pending[2] >= self.catalog_removal_delay:
+                self._pending_catalog = None
+                await self._apply_catalog(pending[1])
+            return
         if fingerprint == self._fingerprint:
             return
-        self._fingerprint = fingerprint
+        self._fingerprint, self._pending_catalog = fingerprint, None
         try:
             # parsing a large catalog takes seconds: keep it off the event loop
             governance = await asyncio.get_running_loop().run_in_executor(
-                None, load_governance, self.catalog_dir, self.root_dir
-            )
+                None, functools.partial(load_governance, self.catalog_dir, self.root_dir,
+                                        allow_empty=self.allow_empty_catalog))
         except Exception as e:  # CatalogError, or anything unexpected: keep what is in force
             problems = [str(p) for p in e.problems] if isinstance(e, CatalogError) else [repr(e)]
             self.log.error(
@@ -272,12 +302,26 @@ class GuardApp(ExtensionApp):
                 exc_info=not isinstance(e, CatalogError),
             )
             self.last_catalog_error = str(e)
-            fact = {"decision": "error", "reasons": tuple(problems[:50])}
-        else:
-            self.governor.swap(governance)
-            self.loaded_at, self.last_catalog_error = _now(), None
-            self.log.info("jupyter_guard: catalog reloaded, %d datasets", len(governance.catalog.datasets))
-            fact = {"decision": "allow", "details": governance.catalog.summary()}
+            await self._record_reload(decision="error", reasons=tuple(problems[:50]))
+            return
+        self.last_catalog_error = None
+        _, removed = _changes(self.governor.catalog, governance.catalog)
+        if removed and self.catalog_removal_delay > 0:
+            self._pending_catalog = (fingerprint, governance, time.monotonic())
+            self.log.warning("jupyter_guard: the catalog edit removes %s; it takes effect if unchanged for %.0f s",
+                             ", ".join(removed), self.catalog_removal_delay)
+            return
+        await self._apply_catalog(governance)
+
+    async def _apply_catalog(self, governance: Governance) -> None:
+        added, removed = _changes(self.governor.catalog, governance.catalog)
+        self.governor.swap(governance)
+        self.loaded_at = _now()
+        self.log.info("jupyter_guard: catalog reloaded, %d datasets", len(governance.catalog.datasets))
+        await self._record_reload(decision="allow", details={**governance.catalog.summary(), "added": added,
+                                                             "removed": removed})
+
+    async def _record_reload(self, **fact) -> None:
         try:
             await self.governor.record_fact("catalog_reload", user=None, target=self.catalog_dir,
                                             refusal="the catalog reload was not recorded", **fact)
@@ -439,6 +483,13 @@ class GuardApp(ExtensionApp):
 
         notebook = await self.cells.notebook(binding.kernel_id, binding)
         return binding.governance(notebook=notebook, purposes=self.known_purposes(), color_of=color_of)
+
+
+def _changes(old, new) -> tuple[list[str], list[str]]:
+    """(names added, names removed) of datasets and sources between two catalogs."""
+    before = set(old.datasets) | {f"source:{n}" for n in old.sources}
+    after = set(new.datasets) | {f"source:{n}" for n in new.sources}
+    return sorted(after - before), sorted(before - after)
 
 
 def _now() -> str:
