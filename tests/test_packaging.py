@@ -45,7 +45,8 @@ def test_wheel_carries_the_package_data_the_server_needs(wheel):
         "jupyter_guard/default_policy.yaml",
         "jupyter_guard/event_schemas/audit/v1.yaml",
         "jupyter_guard/_version.py",
-        "jupyter_guard/app.py",
+        "jupyter_guard/server/app.py",
+        "jupyter_guard/server/openapi.yaml",
     ):
         assert needed in names, needed
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))

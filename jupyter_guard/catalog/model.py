@@ -199,6 +199,7 @@ class Catalog:
     sources: dict[str, Source] = field(default_factory=dict)
     _indexes: dict[str, LocationIndex] = field(default_factory=dict, repr=False)
     _folders: dict[str, tuple[Dataset, ...]] | None = field(default=None, repr=False, compare=False)
+    _mentions: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._label_by_name = {label.name: label for label in self.labels}
@@ -250,6 +251,17 @@ class Catalog:
 
             self._folders = build_folder_index(self.datasets.values(), self.root_dir)
         return self._folders
+
+    def mentions(self, code: str) -> list[str]:
+        """The datasets and sources whose names or locations the code names (one regex pass;
+        see :mod:`jupyter_guard.catalog.mentions`). Built on first use, kept with this catalog."""
+        if self._mentions is None:
+            from .mentions import Mentions
+
+            entries = [(ds.name, [(loc.kind, loc.source) for loc in ds.locations]) for ds in self.datasets.values()]
+            entries += [(src.name, []) for src in self.sources.values()]
+            self._mentions = Mentions(entries)
+        return self._mentions(code)
 
     def summary(self) -> dict:
         counts = {label.name: 0 for label in self.labels}

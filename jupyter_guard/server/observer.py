@@ -79,18 +79,31 @@ class CellTracker:
             return
         report = metadata.get("jupyter_guard") if isinstance(metadata, dict) else None
         guarded = isinstance(report, dict) and report.get("guarded") is True
-        if guarded and not ex.decisions:
-            return  # a guarded cell that touched no governed data: nothing to record
-        asyncio.ensure_future(self._record(ex, guarded, report if guarded else None, content))
+        mentions = self.app.governor.catalog.mentions(ex.code)
+        if guarded and not ex.decisions and not mentions:
+            return  # a guarded cell that neither asked about nor names governed data: nothing to record
+        asyncio.ensure_future(self._record(ex, guarded, report if guarded else None, content, mentions))
 
-    async def _record(self, ex: Execution, guarded: bool, report: dict | None, content: dict) -> None:
+    async def _record(self, ex: Execution, guarded: bool, report: dict | None, content: dict,
+                      mentions: list[str]) -> None:
         binding = self.app.kernel_bindings.by_kernel(ex.kernel_id)
         notebook = await self.notebook(ex.kernel_id, binding)
         worst = max(ex.decisions, key=lambda d: (EFFECT_ORDER.get(d.get("effect"), 0), d.get("rank", -1)), default=None)
         labelled = [d for d in ex.decisions if d.get("label")]
         top = max(labelled, key=lambda d: d.get("rank", -1), default=None)
+        if top is None and mentions:  # named, not decided: the record is filed under the most sensitive
+            catalog = self.app.governor.catalog
+            named = [catalog.datasets.get(n) or (catalog.sources[n].as_dataset() if n in catalog.sources else None)
+                     for n in mentions]
+            best = max((d for d in named if d), key=lambda d: d.label.rank, default=None)
+            top = {"dataset": best.name, "label": best.label.name} if best else None
         principal = self.app.kernel_principal(binding) if binding else None
+        # how the server knows this cell touched governed data: the kernel's hooks asked, or only its
+        # code names governed data (a read around the hooks: subprocess, duckdb, the guard switched off)
+        seen = "hooks" if ex.decisions else ("code mentions governed data" if guarded else "guard off")
         details = {
+            "seen": seen,
+            "mentions": mentions,
             "guarded": guarded,
             "kernel_language_guardable": bool(binding and binding.guardable),
             "execution_count": content.get("execution_count"),
@@ -104,6 +117,10 @@ class CellTracker:
         }
         if report:
             details["redaction"] = {k: report[k] for k in ("reads",) if k in report}
+            details["guard_state"] = {k: v for k, v in report.items() if k != "reads"}
+        flagged = guarded and not ex.decisions and bool(mentions)
+        if flagged:
+            details["flag"] = "the code names governed data, but the kernel's guard asked for no decision"
         try:
             await self.app.governor.record_fact(
                 "cell_execution",
@@ -111,8 +128,11 @@ class CellTracker:
                 action="execute",
                 dataset=top.get("dataset") if top else None,
                 label=top.get("label") if top else None,
-                decision=(worst or {}).get("effect") if ex.decisions else ("unguarded" if not guarded else None),
-                reasons=() if guarded else ("the kernel's guard was not active for this execution",),
+                decision=(worst or {}).get("effect") if ex.decisions else ("unguarded" if not guarded else "unchecked"),
+                reasons=() if ex.decisions else (
+                    ("the kernel's guard was not active for this execution",) if not guarded else
+                    (f"the code names {', '.join(mentions)} but no read was decided: "
+                     "it may have read governed data around the guard",)),
                 purpose=binding.purpose if binding else None,
                 kernel_id=ex.kernel_id,
                 notebook=notebook,

@@ -450,3 +450,38 @@ async def test_sqlalchemy_connections_name_tables_by_their_database(data, jp_fet
             assert res.reply["content"]["status"] == "ok", (code, res.text)
             assert [(r["target"], r["effect"]) for r in reads(res)] == [("clinic.main.patients", "redact")], code
             assert "Ann" in res.text and not any(s in res.text for s in SECRETS), code
+
+
+@pytest.mark.parametrize(("cell", "code"), [
+    ("sub", "import subprocess\nout = subprocess.run(['cat', 'data/patients.csv'], capture_output=True).stdout"),
+    ("bang", "!cat data/patients.csv > /dev/null"),
+    ("sqlite", "import sqlite3\nrows = sqlite3.connect('clinic.db').execute('select ssn from patients').fetchall()"),
+    ("reload", "%unload_ext jupyter_guard.kernel\nimport pandas as pd\ndf = pd.read_csv('data/patients.csv')\n"
+               "%load_ext jupyter_guard.kernel"),
+])
+async def test_cells_that_name_governed_data_are_recorded_even_around_the_hooks(data, jp_fetch, jp_ws_fetch,
+                                                                                 fetch_json, cell, code):
+    """Issue 14, finding 4: these cells read raw data and left no record at all."""
+    async with running_kernel(jp_fetch, jp_ws_fetch) as (_, k):
+        await k.execute(code, cell_id=f"cell-{cell}")
+        (rec,) = await cell_records(fetch_json, f"cell-{cell}")
+        assert rec["details"]["seen"] == "code mentions governed data", rec["details"]
+        assert rec["details"]["flag"].startswith("the code names governed data")
+        assert "patients" in rec["details"]["mentions"]
+        assert rec["dataset"] in rec["details"]["mentions"]  # filed under the most sensitive named dataset
+        assert (rec["label"], rec["decision"]) == ("restricted", "unchecked")
+        assert rec["user"] == "rita"
+        # a cell that names nothing governed is still not recorded
+        await k.execute("x = 1 + 1", cell_id=f"plain-{cell}")
+        await k.execute("print('done')", cell_id=f"after-{cell}")
+        assert await cell_records(fetch_json, f"plain-{cell}", expect=1) == []
+
+
+async def test_the_guard_switched_off_from_user_code_is_seen_by_the_server(data, jp_fetch, jp_ws_fetch, fetch_json):
+    async with running_kernel(jp_fetch, jp_ws_fetch) as (_, k):
+        code = ("import jupyter_guard.kernel.hooks as h\nh._ACTIVE = False\n"
+                "import pandas as pd\ndf = pd.read_csv('data/patients.csv')")
+        await k.execute(code, cell_id="cell-off")
+        (rec,) = await cell_records(fetch_json, "cell-off")
+        assert rec["details"]["seen"] in ("code mentions governed data", "hooks")  # recorded either way
+        assert rec["label"] == "restricted"
