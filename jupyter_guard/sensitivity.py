@@ -5,8 +5,9 @@ the notebook's path), never from the notebook's metadata, which its user can edi
 the outputs adds what the log cannot know (PII pasted in, printed from a literal, or left by a
 kernel the server did not guard): PII found in outputs counts as data of ``pii_label``.
 
-Limits: the log knows a notebook by the path its session had; a renamed or copied notebook
-starts with no history, and only the output scan speaks for it. Imports no web framework.
+Limits: the log knows a notebook by the path its session had; a notebook copied or renamed
+through the server keeps its history (``lineage`` records); one copied outside the server
+(a shell ``cp``) starts with none, and only the output scan speaks for it. Imports no web framework.
 """
 
 from __future__ import annotations
@@ -94,9 +95,27 @@ def notebook_sensitivity(
     }
 
 
+MAX_LINEAGE = 50  # copies of copies followed back at most this far
+
+
 def audit_records(audit: Any, path: str) -> list:
-    """Every record the log holds for a notebook path (blocking: run it off the event loop)."""
-    return list(audit.query(AuditQuery(notebook=path, limit=None)))
+    """Every record the log holds for a notebook path and for the notebooks it was copied or
+    renamed from (``lineage`` records), so a copy keeps its history. Blocking."""
+    out, todo, seen = [], [path], set()
+    while todo and len(seen) < MAX_LINEAGE:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        records = list(audit.query(AuditQuery(notebook=current, limit=None)))
+        out.extend(records)
+        for rec in records:
+            event = getattr(rec, "event", rec)
+            if getattr(event, "event_type", None) == "lineage":
+                source = (event.details or {}).get("from")
+                if isinstance(source, str):
+                    todo.append(source)
+    return out
 
 
 def display_copy(sensitivity: Mapping) -> dict:

@@ -182,7 +182,72 @@ def install_gates(app: Any, exports: NotebookExports) -> ExportGate:
         return _swap(result, serving[1])
 
     cm.get = get
+    _gate_moves(gate, cm)
     return gate
+
+
+def _gate_moves(gate: ExportGate, cm: Any) -> None:
+    """Copies and renames made through the server carry governance.
+
+    A governed data file copied or renamed out of its catalogued location would be a new,
+    ungoverned file: the move is decided like a raw download (``serves_redacted=False``) and
+    recorded; a refusal is the 403 with who/what/why/who-to-ask. A copied or renamed notebook
+    keeps its history: a ``lineage`` record names its source, and its sensitivity follows it.
+    Only an async contents manager (jupyter_server's default) can be gated here.
+    """
+    copy, rename = cm.copy, cm.rename_file
+    if not (inspect.iscoroutinefunction(copy) and inspect.iscoroutinefunction(rename)):
+        log.warning("jupyter_guard: the contents manager %s is synchronous; copies and renames of governed "
+                    "files are NOT gated", type(cm).__name__)
+        return
+
+    async def guarded_copy(from_path, to_path=None):
+        who = await _decide_move(gate, from_path, "copy")
+        model = await copy(from_path, to_path)
+        await _lineage(gate, who, from_path, (model or {}).get("path") or to_path, "copy")
+        return model
+
+    async def guarded_rename(old_path, new_path):
+        who = await _decide_move(gate, old_path, "rename")
+        result = await rename(old_path, new_path)
+        await _lineage(gate, who, old_path, new_path, "rename")
+        return result
+
+    cm.copy, cm.rename_file = guarded_copy, guarded_rename
+
+
+async def _decide_move(gate: ExportGate, path: str, via: str):
+    from .bindings import kernel_owner, request_user
+
+    who = gate.app.principal_for(request_user.get() or kernel_owner(gate.app))
+    path = (path or "").strip("/")
+    if path.endswith(".ipynb"):
+        return who
+    try:
+        res = gate.governor.catalog.resolve(path, "path")
+    except ValueError as e:
+        raise _http_error(400, f"{path!r} is not a path the catalog can resolve: {e}") from e
+    if res.dataset is None:
+        return who
+    req = Request(who, "download", target=path, kind="path", event_type=via, serves_redacted=False)
+    try:
+        await gate.governor.decide(req, details={"via": via})
+    except GovernanceRefusal as e:
+        raise _http_error(e.status, f"{via.capitalize()} refused: {e} A {via} would leave the data outside its "
+                                    "catalogued location, so it is decided like a download.") from e
+    return who
+
+
+async def _lineage(gate: ExportGate, who, old: str, new: str | None, via: str) -> None:
+    old, new = (old or "").strip("/"), (new or "").strip("/")
+    if not new or not (old.endswith(".ipynb") or gate.governor.catalog.resolve(old, "path").dataset):
+        return
+    try:
+        await gate.governor.record_fact("lineage", user=who.user, action=via, target=new,
+                                        notebook=new if new.endswith(".ipynb") else None,
+                                        details={"from": old}, refusal=f"the {via} of {old} was not recorded")
+    except GovernanceRefusal:
+        log.exception("jupyter_guard: the %s of %s to %s is done but not recorded", via, old, new)
 
 
 def _swap(model: dict, nb: Any) -> dict:
@@ -211,6 +276,8 @@ async def check(gate: ExportGate, handler: Any, user: Any, kind: str) -> None:
         await _gate_post(gate, handler, who, justification, purpose)
         return
     path = _path(handler)
+    if "\x00" in path:  # no file has such a name; never let it reach a resolver as a 500
+        raise _http_error(400, "the path holds a NUL character")
     if kind == "nbconvert":
         fmt = handler.path_kwargs.get("format")
         if path.endswith(".ipynb"):
@@ -226,15 +293,27 @@ async def check(gate: ExportGate, handler: Any, user: Any, kind: str) -> None:
     if handler.get_query_argument("content", "1") == "0" or handler.get_query_argument("type", None) == "directory":
         return
     if path.endswith(".ipynb"):
-        if handler.get_query_argument("format", None):  # raw text/base64 of a notebook: a download
+        # raw text/base64 of a notebook is a download; opening one's own notebook in the editor is
+        # not, but opening a notebook into which only OTHER users' kernels read governed data is
+        if handler.get_query_argument("format", None) or await _someone_elses(gate, who, path):
             await _gate_notebook(gate, handler, who, path, "download", None, justification, purpose, serve="contents")
-        return  # opening one's own notebook in the editor is not an export
+        return
     await _gate_data_file(gate, handler, who, path, "read", justification, purpose)
 
 
 def http_refusal(e: GovernanceRefusal) -> web.HTTPError:
     """The one HTTP answer to a refusal from inside the authorizer: status and who/what/why/who-to-ask."""
     return _http_error(e.status, str(e))
+
+
+async def _someone_elses(gate: ExportGate, who: Any, path: str) -> bool:
+    """Whether governed data came into this notebook only through other users' kernels."""
+    from ..sensitivity import audit_records
+
+    records = await asyncio.get_running_loop().run_in_executor(None, audit_records, gate.governor.audit, path)
+    governed = [r.event for r in records if r.event.dataset and r.event.event_type in
+                ("decision", "cell_execution", "credential")]
+    return bool(governed) and who.user not in {e.user for e in governed}
 
 
 async def load_file(handler: Any, path: str) -> bytes:
@@ -341,6 +420,8 @@ async def _gate_data_file(gate, handler, who, path, action, justification, purpo
         await gate.governor.decide(req, details={"via": "files" if action == "download" else "contents"})
     except GovernanceRefusal as e:
         raise http_refusal(e) from e
+    except ValueError as e:  # a path the catalog cannot resolve
+        raise _http_error(400, f"{path!r} is not a path: {e}") from e
 
 
 # -- save hook -------------------------------------------------------------------------------

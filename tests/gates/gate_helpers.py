@@ -48,10 +48,11 @@ async def audit(fetch_json, **params) -> list[dict]:
     return page["records"]
 
 
-async def make_notebook(jp_fetch, jp_ws_fetch, fetch_json, path="analysis.ipynb") -> dict:
-    """rita runs a governed read and a plain cell in a real kernel; the notebook is saved via PUT."""
+async def make_notebook(jp_fetch, jp_ws_fetch, fetch_json, path="analysis.ipynb", token="tok-rita") -> dict:
+    """rita (or ``token``'s user) runs a governed read and a plain cell in a real kernel; the
+    notebook is saved via PUT."""
     cells = []
-    async with running_kernel(jp_fetch, jp_ws_fetch, path=path) as (_, k):
+    async with running_kernel(jp_fetch, jp_ws_fetch, path=path, token=token) as (_, k):
         await k.execute("%guard purpose treatment-research")
         for cell_id, code in (("cell-read", READ_CELL), ("cell-plain", PLAIN_CELL)):
             res = await k.execute(code, cell_id=cell_id)
@@ -65,7 +66,7 @@ async def make_notebook(jp_fetch, jp_ws_fetch, fetch_json, path="analysis.ipynb"
             await asyncio.sleep(0.05)
     nb = nbformat.v4.new_notebook(cells=cells)
     assert any(p in json.dumps(nb) for p in PII)  # the outputs really carry PII
-    await jp_fetch("api", "contents", path, method="PUT", headers=auth("tok-rita"),
+    await jp_fetch("api", "contents", path, method="PUT", headers=auth(token),
                    body=json.dumps({"type": "notebook", "format": "json", "content": nb}))
     return nb
 
