@@ -31,6 +31,7 @@ class GuardPreprocessor(Preprocessor):
     scan = Bool(True, help="Scan text outputs for PII (Presidio) and secrets (detect-secrets).").tag(config=True)
     known_secrets = List(Unicode(), help="Literal values masked as *** wherever they occur.").tag(config=True)
     max_output_bytes = Integer(10_000_000, help="A larger output is withheld, never exported unscanned.").tag(config=True)
+    scan_sources = Bool(True, help="Also redact PII written in cell sources.").tag(config=True)
     ner_model = Unicode(None, allow_none=True,
                         help="Installed spaCy model for names and places (e.g. en_core_web_sm); default: patterns only.",
                         ).tag(config=True)
@@ -53,6 +54,7 @@ class GuardPreprocessor(Preprocessor):
             scan=self.scan,
             known_secrets=tuple(self.known_secrets),
             max_output_bytes=self.max_output_bytes,
+            scan_sources=self.scan_sources,
         )
 
     def preprocess(self, nb, resources):

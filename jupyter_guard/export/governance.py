@@ -27,6 +27,7 @@ class ExportSettings:
     pii_label: str | None = "confidential"
     denied_cells: str = "refuse"  # refuse | block
     max_output_bytes: int = 10_000_000
+    scan_sources: bool = True  # PII written in cell sources is redacted (and counts) too
 
 
 @dataclass
@@ -120,7 +121,8 @@ class NotebookExports:
 
     def _plan(self, *, note: str, blocked=frozenset(), drop_unscannable: bool = False, known=()) -> ExportPlan:
         return ExportPlan(policy_note=note, blocked_cells=blocked, drop_unscannable=drop_unscannable, scan=True,
-                          known_secrets=tuple(known), max_output_bytes=self.settings.max_output_bytes)
+                          known_secrets=tuple(known), max_output_bytes=self.settings.max_output_bytes,
+                          scan_sources=self.settings.scan_sources)
 
     def sensitivity(self, path: str | None, nb: Any, known_secrets=()) -> tuple[dict, Any]:
         """A notebook's sensitivity (audit log + output scan) and its scanned copy."""

@@ -54,6 +54,8 @@ HEADER_CELL_ID = "jupyter-guard-export"
 MAX_DEPTH = 100  # an output nested deeper than this is withheld (never walked recursively)
 KNOWN_SECRET_MASK = "***"
 SECRET_ENTITY = "SECRET"
+#: entities not replaced in code cells' sources: attribute access (df.head) reads as a URL
+CODE_SAFE = frozenset({"URL"})
 DEEP_MARK = "\x00jupyter_guard: nested too deeply, cut on reading"
 
 TEXT_JSON = "application/json"
@@ -89,6 +91,8 @@ class ExportPlan:
     scan: bool = True
     known_secrets: tuple[str, ...] = ()
     max_output_bytes: int = 10_000_000
+    #: also redact PII written in cell sources (``df[df.ssn == "536-80-4398"]``)
+    scan_sources: bool = True
 
     def to_metadata(self) -> dict:
         """The plan as JSON for ``nb.metadata["jupyter_guard"]["export_plan"]``, without the
@@ -99,6 +103,7 @@ class ExportPlan:
             "drop_unscannable": bool(self.drop_unscannable),
             "scan": bool(self.scan),
             "max_output_bytes": int(self.max_output_bytes),
+            "scan_sources": bool(self.scan_sources),
         }
 
     @classmethod
@@ -113,6 +118,7 @@ class ExportPlan:
                 "drop_unscannable": bool(data.get("drop_unscannable", True)),
                 "scan": bool(data.get("scan", True)),
                 "max_output_bytes": int(data.get("max_output_bytes", 10_000_000)),
+                "scan_sources": bool(data.get("scan_sources", True)),
             }
         except (TypeError, ValueError) as e:
             raise ExportError(f"the notebook's export plan is invalid: {e}") from None
@@ -372,7 +378,7 @@ def _tag_unit(tag: str) -> list:
     return out
 
 
-_UNIT_KINDS = ("text", "md", "html", "tag")
+_UNIT_KINDS = ("text", "md", "html", "tag", "code")
 
 
 class _Pass:
@@ -598,6 +604,11 @@ class _Renderer:
         spans = hits.get(det)
         if not spans:
             return orig
+        if mode == "code":  # a cell's source: "df.head" reads as a URL to Presidio; code keeps its names
+            spans = [sp for sp in spans if sp[2] not in CODE_SAFE]
+            if not spans:
+                return orig
+            mode = "text"
         counts.update(ent for _, _, ent in spans)
         if mode == "text":
             if det == orig:
@@ -757,6 +768,8 @@ def redact_notebook(nb: nbformat.NotebookNode, plan: ExportPlan, *, detector=Non
             shell = {k: p.mask_tree(v) for k, v in cell.items() if k != "outputs"}
         except RecursionError:
             raise ExportError("not a notebook that can be exported: a cell's metadata is nested too deeply") from None
+        if plan.scan and plan.scan_sources and isinstance(shell.get("source"), (str, list)):
+            shell["source"] = p.text(shell["source"], "md" if cell.get("cell_type") == "markdown" else "code")
         outputs = cell.get("outputs")
         if outputs is None and cell.get("cell_type") != "code":
             built.append((shell, None))
@@ -796,6 +809,8 @@ def redact_notebook(nb: nbformat.NotebookNode, plan: ExportPlan, *, detector=Non
 
     new_cells = []
     for shell, items in built:
+        if isinstance(shell.get("source"), _Tpl):
+            shell["source"] = r.tree(shell["source"])
         cell = nbformat.from_dict(shell)
         if items is not None:
             cell["outputs"] = nbformat.from_dict([tree if state == "withheld" else r.tree(tree) for state, tree in items])

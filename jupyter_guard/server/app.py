@@ -199,6 +199,13 @@ class GuardApp(ExtensionApp):
         replaced by a placeholder and the rest is exported redacted — outputs derived from that
         data in OTHER cells are only PII-scanned, so choose block knowingly.""",
     )
+    export_scan_sources = Bool(
+        True,
+        config=True,
+        help="""Exports also redact PII written in cell sources (a literal SSN in a filter, an
+        e-mail in a comment), and such PII counts toward the notebook's pii_label like PII in
+        outputs. False: sources are exported as written (known secrets are masked either way).""",
+    )
     export_max_output_bytes = Int(
         10_000_000,
         config=True,
@@ -366,7 +373,8 @@ class GuardApp(ExtensionApp):
         """Exports, downloads and data-file reads are decided by policy (see jupyter_guard.server.gates):
         the configured authorizer is wrapped, never replaced; the save hook sits beside others."""
         settings = ExportSettings(pii_label=self.pii_label or None, denied_cells=self.export_denied_cells,
-                                  max_output_bytes=self.export_max_output_bytes)
+                                  max_output_bytes=self.export_max_output_bytes,
+                                  scan_sources=self.export_scan_sources)
         detector = self.detector_class(ner_model=self.ner_model or None)
         self.gates = install_gates(self, NotebookExports(self.governor, settings, detector=detector))
         self.serverapp.contents_manager.register_pre_save_hook(save_hook(self.gates))

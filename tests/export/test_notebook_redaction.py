@@ -177,6 +177,7 @@ def test_counts(redacted):
     assert report.outputs_removed == 3  # the two blocked outputs and the figure
     assert report.outputs_scanned == 5
     # URL 2: Presidio reads "IPython.core.display" in the two display objects' reprs as a URL
+    # (in sources, attribute access such as restricted.head() is never taken for one)
     assert report.entity_counts == {"EMAIL_ADDRESS": 7, "PHONE_NUMBER": 3, "URL": 2, "US_SSN": 6}
     assert report.secrets_masked == 0
     d = report.to_dict()
@@ -370,3 +371,18 @@ def test_secret_prefilter_never_hides_a_secret(line):
         found = scanner.find(line)
     if found:
         assert _SECRET_HINT.search(line), line
+
+
+def test_pii_written_in_cell_sources_is_redacted_and_code_names_are_kept():
+    """Issue 14, finding 7: df[df.ssn == "536-80-4398"] was exported as written."""
+    nb = new_notebook(cells=[
+        new_code_cell('hit = df[df.ssn == "536-80-4398"]\nhit.head()', id="c1"),
+        new_markdown_cell("Ask ann.lee@example.com about it", id="m1"),
+    ])
+    out, report = redact_notebook(nb, ExportPlan("p"))
+    code, md = out.cells[1].source, out.cells[2].source
+    assert "536-80-4398" not in code and "<US_SSN>" in code and "hit.head()" in code
+    assert "ann.lee@example.com" not in md and "&lt;EMAIL_ADDRESS&gt;" in md
+    assert report.entity_counts == {"EMAIL_ADDRESS": 1, "US_SSN": 1}
+    kept, _ = redact_notebook(nb, ExportPlan("p", scan_sources=False))
+    assert "536-80-4398" in kept.cells[1].source  # configurable: off exports sources as written
