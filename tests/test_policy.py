@@ -131,8 +131,10 @@ def test_duplicate_rule_names_are_rejected(tmp_path):
 
 def test_shipped_default_policy_is_valid_on_its_own(tmp_path):
     (tmp_path / "empty").mkdir()
-    gov = load_governance(tmp_path / "empty", tmp_path)
+    gov = load_governance(tmp_path / "empty", tmp_path, allow_empty=True)
     assert gov.policy.no_rule == "deny" and gov.policy.unlabeled == "allow"
+    with pytest.raises(CatalogError, match="no dataset and no source"):
+        load_governance(tmp_path / "empty", tmp_path)  # an empty catalog must be said to be on purpose
 
 
 def test_discover_never_needs_a_purpose_but_use_does(gov):

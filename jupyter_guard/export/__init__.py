@@ -16,6 +16,7 @@ from .notebook import (
     dumps_notebook,
     load_notebook,
     redact_notebook,
+    redact_output,
 )
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "dumps_notebook",
     "load_notebook",
     "redact_notebook",
+    "redact_output",
 ]

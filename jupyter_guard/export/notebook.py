@@ -721,6 +721,21 @@ class ScanCache:
             return out
 
 
+def redact_output(out: dict, cache: ScanCache, *, max_output_bytes: int = 10_000_000) -> tuple[dict, dict[str, int]]:
+    """One output (an nbformat output dict: stream, display_data, execute_result, error) with
+    its PII replaced, and the entity counts — the live output filter's unit of work. Images and
+    other unscannable MIME types pass as they are; an output over ``max_output_bytes`` becomes
+    a placeholder. Text seen before is not analysed again (``cache``)."""
+    p = _Pass(ExportPlan("output filter", drop_unscannable=False, max_output_bytes=max_output_bytes,
+                         scan_sources=False))
+    state, tree = _template_output(p, out)
+    if state == "withheld":
+        return tree, {}
+    cut_units, segments = p.cut()
+    r = _Renderer(cut_units, cache.detect(segments) if segments else {})
+    return r.tree(tree), dict(r.counts)
+
+
 # -- the whole notebook -------------------------------------------------------------------------
 
 

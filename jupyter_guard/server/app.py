@@ -199,6 +199,15 @@ class GuardApp(ExtensionApp):
         replaced by a placeholder and the rest is exported redacted — outputs derived from that
         data in OTHER cells are only PII-scanned, so choose block knowingly.""",
     )
+    output_filter = Enum(
+        ["governed", "all", "off"],
+        default_value="governed",
+        config=True,
+        help="""The PII filter on what kernels send to the browser (streams, results, display data,
+        errors), before it reaches the page and the saved notebook. governed: the outputs of a
+        kernel that was handed governed data under a redact effect, or that runs without its
+        guard; all: every kernel's outputs; off: none (exports are still redacted).""",
+    )
     export_scan_sources = Bool(
         True,
         config=True,
@@ -362,6 +371,9 @@ class GuardApp(ExtensionApp):
     def _wire_kernels(self) -> None:
         """Bind and guard the kernels this server starts; observe their executions."""
         self.kernel_bindings = KernelBindings()
+        from ..export import ScanCache
+
+        self.output_scans = ScanCache(self.detector_class(ner_model=self.ner_model or None), max_chars=8_000_000)
         self.cells = CellTracker(self)
         install_identity(self)
         install_kernel_launch(self)

@@ -63,6 +63,8 @@ class KernelBinding:
     #: every secret value the server handed to this kernel (masked in its outputs and cell records)
     masker: SecretMasker = field(default_factory=SecretMasker, repr=False)
     version: int = 0
+    #: its outputs pass the PII filter: it was handed data under a redact effect, or ran unguarded
+    filter_outputs: bool = False
     #: dataset (or source) name -> {label, rank, effects, last_seq, permitted}
     datasets: dict[str, dict] = field(default_factory=dict, repr=False)
     denials: deque = field(default_factory=lambda: deque(maxlen=MAX_DENIALS), repr=False)
@@ -71,6 +73,7 @@ class KernelBinding:
         """After a restart the kernel holds nothing it read: the indicator starts afresh."""
         self.datasets.clear()
         self.denials.clear()
+        self.filter_outputs = False
         self.version += 1
 
     def set_purpose(self, purpose: str | None) -> None:
@@ -84,6 +87,8 @@ class KernelBinding:
         its effect, e.g. ``error`` when a permitted credential could not be looked up)."""
         effect = effect or decision.effect
         permitted = decision.permitted and effect in _PERMITTING
+        if permitted and effect == "redact":
+            self.filter_outputs = True
         if decision.dataset is not None:
             entry = self.datasets.setdefault(
                 decision.dataset, {"label": decision.label, "rank": rank, "effects": {}, "last_seq": None, "permitted": 0}

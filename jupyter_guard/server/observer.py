@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,8 @@ from ..policy import EFFECT_ORDER
 log = logging.getLogger(__name__)
 
 V1 = "v1.kernel.websocket.jupyter.org"
+#: kernel messages that carry outputs to the browser (and into the saved notebook)
+OUTPUT_MESSAGES = frozenset({"stream", "display_data", "update_display_data", "execute_result", "error"})
 PENDING_TTL = 24 * 3600.0  # seconds an unanswered execute_request is remembered
 
 
@@ -57,6 +60,52 @@ class CellTracker:
         self.app = app
         self.pending: dict[str, Execution] = {}
         self.early: dict[str, list[dict]] = {}  # decisions that arrived before their request was seen
+        #: the live output filter's detection cache (its own detector: it runs on the event loop)
+        self.output_scans = app.output_scans
+        self.filtered: Counter = Counter()  # entities replaced by the output filter (counts only)
+
+    # -- the output filter ---------------------------------------------------------------------
+
+    def filters(self, binding: Any) -> bool:
+        """Whether this kernel's outputs pass the PII filter (c.GuardApp.output_filter)."""
+        mode = self.app.output_filter
+        if mode == "off":
+            return False
+        if mode == "all":
+            return True
+        # governed: the kernel read governed data under a redact effect, or runs without its guard
+        return binding is None or binding.filter_outputs or not binding.guardable
+
+    def filter_output(self, session: Any, msg: Any) -> Any:
+        """An output message (stream, display, result, error) with PII replaced; others as they are."""
+        if isinstance(msg, dict):
+            kind = (msg.get("header") or {}).get("msg_type")
+            if kind in OUTPUT_MESSAGES and isinstance(msg.get("content"), dict):
+                msg["content"] = self._filtered(kind, msg["content"])
+            return msg
+        parts = list(msg)
+        if len(parts) < 4:
+            return msg
+        kind = session.unpack(_raw(parts[0])).get("msg_type")
+        if kind not in OUTPUT_MESSAGES:
+            return msg
+        content = session.unpack(_raw(parts[3]))
+        parts[3] = json.dumps(self._filtered(kind, content), ensure_ascii=False).encode("utf-8")
+        return parts
+
+    def _filtered(self, kind: str, content: dict) -> dict:
+        from ..export import redact_output
+
+        output_type = "display_data" if kind == "update_display_data" else kind
+        out, counts = redact_output({**content, "output_type": output_type}, self.output_scans,
+                                    max_output_bytes=self.app.export_max_output_bytes)
+        out = dict(out)
+        out.pop("output_type", None)
+        if kind == "update_display_data" or "transient" in content:
+            out.setdefault("transient", content.get("transient", {}))
+        if counts:
+            self.filtered.update(counts)
+        return out
 
     def started(self, kernel_id: str, msg_id: str, code: str, cell_id: str | None) -> None:
         self._expire()
@@ -79,6 +128,9 @@ class CellTracker:
             return
         report = metadata.get("jupyter_guard") if isinstance(metadata, dict) else None
         guarded = isinstance(report, dict) and report.get("guarded") is True
+        binding = self.app.kernel_bindings.by_kernel(ex.kernel_id)
+        if not guarded and binding is not None:
+            binding.filter_outputs = True  # it ran without its guard: what it prints is filtered from now on
         mentions = self.app.governor.catalog.mentions(ex.code)
         if guarded and not ex.decisions and not mentions:
             return  # a guarded cell that neither asked about nor names governed data: nothing to record
@@ -165,6 +217,10 @@ class CellTracker:
             self.early.clear()
 
 
+def _raw(part: Any) -> bytes:
+    return part if isinstance(part, bytes) else bytes(getattr(part, "bytes", part))
+
+
 def _mask_message(masker: Any, msg: Any) -> Any:
     if isinstance(msg, dict):
         for key in ("content", "metadata"):
@@ -197,6 +253,12 @@ def observing_connection_class(base: type, tracker: CellTracker) -> type:
                     msg_or_parts = _mask_message(binding.masker, msg_or_parts)
                 except Exception:  # never pass a message on unmasked: drop it instead
                     log.exception("jupyter_guard: could not mask secrets in a kernel message; dropped")
+                    return None
+            if tracker.filters(binding):
+                try:
+                    msg_or_parts = tracker.filter_output(self.session, msg_or_parts)
+                except Exception:  # never pass an output on unfiltered: drop it instead
+                    log.exception("jupyter_guard: could not filter a kernel output; dropped")
                     return None
             return super()._on_zmq_reply(stream, msg_or_parts)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from gate_helpers import PII, audit, fetch_error, make_notebook, write_data
+from gate_helpers import PII, audit, fetch_error, make_notebook, write_data, guard_config  # noqa: F401
 from kernel_client import auth
 
 

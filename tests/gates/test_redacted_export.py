@@ -7,7 +7,7 @@ import json
 
 import pytest
 from conftest import DATASETS, POLICY, write_catalog
-from gate_helpers import PII, audit, fetch_error, make_notebook, write_data
+from gate_helpers import PII, audit, fetch_error, make_notebook, write_data, guard_config  # noqa: F401
 from kernel_client import auth, running_kernel
 
 REDACT_RULE = """\

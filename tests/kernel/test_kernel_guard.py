@@ -485,3 +485,30 @@ async def test_the_guard_switched_off_from_user_code_is_seen_by_the_server(data,
         (rec,) = await cell_records(fetch_json, "cell-off")
         assert rec["details"]["seen"] in ("code mentions governed data", "hooks")  # recorded either way
         assert rec["label"] == "restricted"
+
+
+@pytest.mark.parametrize("protocol", [None, V1])
+async def test_the_output_filter_redacts_what_a_governed_kernel_prints(data, jp_fetch, jp_ws_fetch, protocol):
+    """Issue 14: the server scans outputs of kernels that read governed data under redact (or run
+    unguarded) before they reach the browser and the saved notebook."""
+    literal = "print('ssn ' + '536-80' + '-4398', 'mail ' + 'zoe.q' + '@example.org')"
+    async with running_kernel(jp_fetch, jp_ws_fetch, protocol=protocol) as (_, k):
+        res = await k.execute(literal)
+        assert "536-80-4398" in res.text  # nothing governed read yet: outputs pass as they are
+        await k.execute("%guard purpose treatment-research")
+        await k.execute("import pandas as pd\ndf = pd.read_csv('data/patients.csv')")
+        res = await k.execute(literal)
+        assert "536-80-4398" not in res.text and "zoe.q@example.org" not in res.text
+        assert "<US_SSN>" in res.text and "<EMAIL_ADDRESS>" in res.text
+        res = await k.execute("from IPython.display import HTML\nHTML('<b>' + 'zoe.q' + '@example.org</b>')")
+        html_out = json.dumps([o["content"] for o in res.outputs])
+        assert "zoe.q@example.org" not in html_out and "&lt;EMAIL_ADDRESS&gt;" in html_out
+
+
+async def test_an_unguarded_kernel_has_its_outputs_filtered(data, jp_fetch, jp_ws_fetch):
+    async with running_kernel(jp_fetch, jp_ws_fetch) as (_, k):
+        await k.execute("%unload_ext jupyter_guard.kernel")
+        await k.execute("x = 1")  # its reply has no guard stamp: from now on its outputs are filtered
+        res = await k.execute("print(open('data/patients.csv').read())")
+        # (Presidio rightly takes 123-45-6789 for a placeholder, not an SSN; e-mails are the clear case)
+        assert not any(mail in res.text for mail in EMAILS) and "<EMAIL_ADDRESS>" in res.text
