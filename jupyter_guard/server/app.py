@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from concurrent.futures import ThreadPoolExecutor
 import getpass
 import time
 import os
@@ -241,6 +242,9 @@ class GuardApp(ExtensionApp):
             self.log.critical("jupyter_guard failed to start, so the server will not either", exc_info=True)
             raise SystemExit(1) from e
         self.governor = Governor(governance, audit, extra_roles=self.roles)
+        # steward queries, exports and verification: their own threads, so a burst of them never
+        # takes the threads (or the event loop time) that kernels' decisions need
+        self.steward_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="jupyter-guard-steward")
         self.serverapp.event_logger.register_event_schema(EVENT_SCHEMA)
         self.governor.on_record.append(self._emit)
         self._wire_kernels()
@@ -272,6 +276,7 @@ class GuardApp(ExtensionApp):
         if self._reloader is not None:
             self._reloader.stop()
         if self.governor is not None:  # None when start-up was refused
+            self.steward_pool.shutdown(wait=False, cancel_futures=True)
             await asyncio.get_running_loop().run_in_executor(None, self.governor.audit.close)
 
     # -- catalog ---------------------------------------------------------------------------

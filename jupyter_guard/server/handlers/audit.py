@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
+import json
 from datetime import datetime
 
 from jupyter_server.auth.decorator import authorized
@@ -52,9 +53,15 @@ class AuditHandler(GuardHandler):
                                descending=args["order"] != "asc")
         except ValueError as e:
             raise web.HTTPError(400, f"bad audit query: {e}") from e
-        records = await asyncio.get_running_loop().run_in_executor(None, self.governor.audit.query, query)
-        rows = [r.to_dict() for r in records]
-        self.finish({"records": rows, "next": rows[-1]["seq"] if len(rows) == limit else None})
+        audit = self.governor.audit
+
+        def page() -> str:  # query, decode and encode in the stewards' own threads, not on the event loop
+            rows = [r.to_dict() for r in audit.query(query)]
+            return json.dumps({"records": rows, "next": rows[-1]["seq"] if len(rows) == limit else None})
+
+        text = await asyncio.get_running_loop().run_in_executor(self.guard.steward_pool, page)
+        self.set_header("Content-Type", "application/json")
+        self.finish(text)
 
 
 class AuditExportHandler(GuardHandler):
@@ -94,7 +101,7 @@ class AuditExportHandler(GuardHandler):
 
         loop = asyncio.get_running_loop()
         while True:
-            text, records = await loop.run_in_executor(None, page)
+            text, records = await loop.run_in_executor(self.guard.steward_pool, page)
             if text:
                 self.write(text)
             try:
@@ -114,5 +121,5 @@ class AuditVerifyHandler(GuardHandler):
     @authorized
     async def get(self):
         self.require_steward()
-        result = await asyncio.get_running_loop().run_in_executor(None, self.governor.audit.verify)
+        result = await asyncio.get_running_loop().run_in_executor(self.guard.steward_pool, self.governor.audit.verify)
         self.finish(dataclasses.asdict(result))
