@@ -114,3 +114,15 @@ async def test_executions_of_an_unguarded_kernel_are_recorded(protocol, jp_fetch
     finally:
         channel.close()
         await jp_fetch("api", "kernels", kernel_id, method="DELETE", headers=auth("tok-rita"))
+
+
+async def test_on_a_shared_server_another_user_cannot_open_a_kernels_channels(patients, jp_fetch, jp_ws_fetch):
+    """Issue 14, finding 8: any user could open another user's kernel websocket and act as them."""
+    from tornado.httpclient import HTTPClientError
+
+    async with running_kernel(jp_fetch, jp_ws_fetch) as (kernel_id, _):
+        with pytest.raises(HTTPClientError) as err:
+            await jp_ws_fetch("api", "kernels", kernel_id, "channels", headers=auth("tok-olaf"))
+        assert err.value.code == 403
+        other = await jp_ws_fetch("api", "kernels", kernel_id, "channels", headers=auth("tok-rita"))
+        other.close()  # its own user connects as before

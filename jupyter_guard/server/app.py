@@ -45,6 +45,8 @@ from .handlers import default_handlers
 from .observer import CellTracker, observing_connection_class
 
 EVENT_SCHEMA_ID = "https://events.jupyter.org/jupyter_guard/audit/v1"
+#: what a slim audit event carries: enough for the UI to know what to refresh, nothing about the work
+SLIM_EVENT = ("seq", "time", "event_type", "kernel_id")
 EVENT_SCHEMA = Path(__file__).parent.parent / "event_schemas" / "audit" / "v1.yaml"
 
 
@@ -199,6 +201,15 @@ class GuardApp(ExtensionApp):
         export is refused (403). block: the outputs of the cells that read that data are
         replaced by a placeholder and the rest is exported redacted — outputs derived from that
         data in OTHER cells are only PII-scanned, so choose block knowingly.""",
+    )
+    audit_events = Enum(
+        ["auto", "full", "slim"],
+        default_value="auto",
+        config=True,
+        help="""What each audit record emitted on the server's jupyter_events bus carries. full: the
+        whole record (route it to a SIEM); slim: seq, time, event_type and kernel_id only (what
+        JupyterLab needs to refresh); auto: slim on a server shared by several users (every event
+        subscriber receives every event), full otherwise (a JupyterHub single-user server).""",
     )
     output_filter = Enum(
         ["governed", "all", "off"],
@@ -468,8 +479,12 @@ class GuardApp(ExtensionApp):
         return trait in self.config.get(section, {}) or trait in self.serverapp.config.get(section, {})
 
     def _emit(self, record) -> None:
-        """Route a stored record through the server's jupyter_events logger."""
-        self.serverapp.event_logger.emit(schema_id=EVENT_SCHEMA_ID, data=record.to_dict())
+        """Route a stored record through the server's jupyter_events logger (slim: only what the
+        UI needs to refresh, when every event subscriber of a shared server would receive it)."""
+        data = record.to_dict()
+        if self.audit_events == "slim" or (self.audit_events == "auto" and self.shared_server):
+            data = {k: data[k] for k in SLIM_EVENT if k in data}
+        self.serverapp.event_logger.emit(schema_id=EVENT_SCHEMA_ID, data=data)
 
     # -- who is asking ---------------------------------------------------------------------
 
@@ -482,6 +497,12 @@ class GuardApp(ExtensionApp):
         groups = hub_user.get("groups") or getattr(user, "groups", None) or ()
         name = user.username if source == "identity" else getpass.getuser()
         return self.governor.principal(name, groups)
+
+    @property
+    def shared_server(self) -> bool:
+        """One server for several users (names from an identity provider, not a JupyterHub
+        single-user server): kernels, their channels and audit events are confined to their users."""
+        return self.principal_source == "identity" and not os.environ.get("JUPYTERHUB_USER")
 
     def is_steward(self, principal) -> bool:
         return bool(set(self.steward_roles) & set(principal.roles))

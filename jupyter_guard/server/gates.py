@@ -150,8 +150,12 @@ def install_gates(app: Any, exports: NotebookExports) -> ExportGate:
     authorizer = app.serverapp.authorizer
     original = authorizer.is_authorized
 
+    from jupyter_server.services.kernels.websocket import KernelWebsocketHandler
+
     def is_authorized(handler, user, action, resource):
         allowed = original(handler, user, action, resource)
+        if isinstance(handler, KernelWebsocketHandler) and app.shared_server:
+            return _own_kernel_only(app, handler, user, allowed)
         kind = request_kind(handler, kinds)
         if kind is None:
             return allowed
@@ -248,6 +252,23 @@ async def _lineage(gate: ExportGate, who, old: str, new: str | None, via: str) -
                                         details={"from": old}, refusal=f"the {via} of {old} was not recorded")
     except GovernanceRefusal:
         log.exception("jupyter_guard: the %s of %s to %s is done but not recorded", via, old, new)
+
+
+def _own_kernel_only(app: Any, handler: Any, user: Any, allowed: Any):
+    """On a server shared by several users, a kernel's channels are its own user's: another user
+    connecting would run code (and read the guard's token) as that user."""
+
+    async def decide():
+        ok = await allowed if inspect.isawaitable(allowed) else allowed
+        if not ok:
+            return False
+        binding = app.kernel_bindings.by_kernel(getattr(handler, "kernel_id", "") or "")
+        if binding is not None and not app.acts_for(binding, app.principal_for(user)):
+            raise _http_error(403, f"{app.principal_for(user).user} may not connect to kernel {binding.kernel_id}: "
+                                   "it runs for another user")
+        return True
+
+    return decide()
 
 
 def _swap(model: dict, nb: Any) -> dict:
