@@ -186,6 +186,11 @@ async def test_a_crashed_kernel_restarted_by_the_server_starts_the_indicator_afr
                 break
             await asyncio.sleep(0.1)
         assert after["datasets"] == [] and after["highest"] is None, after
+        kernel = jp_serverapp.kernel_manager.get_kernel(kernel_id)
+        for _ in range(300):  # let the restart finish: jupyter_client cannot shut down a kernel mid-restart
+            if kernel.ready.done():
+                break
+            await asyncio.sleep(0.1)
 
 
 async def test_only_the_kernels_user_may_see_or_set_its_governance(data, jp_fetch, jp_ws_fetch, fetch_json, audit_dir):

