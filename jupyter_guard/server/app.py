@@ -256,6 +256,10 @@ class GuardApp(ExtensionApp):
         # steward queries, exports and verification: their own threads, so a burst of them never
         # takes the threads (or the event loop time) that kernels' decisions need
         self.steward_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="jupyter-guard-steward")
+        # verification reads the whole chain (seconds on a large log): its own thread, so it never
+        # queues the pages a steward is scrolling behind it, and one run answers everyone waiting
+        self._verify_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jupyter-guard-verify")
+        self._verifying: asyncio.Future | None = None
         self.serverapp.event_logger.register_event_schema(EVENT_SCHEMA)
         self.governor.on_record.append(self._emit)
         self._wire_kernels()
@@ -288,7 +292,16 @@ class GuardApp(ExtensionApp):
             self._reloader.stop()
         if self.governor is not None:  # None when start-up was refused
             self.steward_pool.shutdown(wait=False, cancel_futures=True)
+            self._verify_pool.shutdown(wait=False, cancel_futures=True)
             await asyncio.get_running_loop().run_in_executor(None, self.governor.audit.close)
+
+    async def verify_audit(self):
+        """Verify the chain; requests arriving while a verification runs share its result."""
+        if self._verifying is None or self._verifying.done():
+            self._verifying = asyncio.ensure_future(
+                asyncio.get_running_loop().run_in_executor(self._verify_pool, self.governor.audit.verify)
+            )
+        return await asyncio.shield(self._verifying)
 
     # -- catalog ---------------------------------------------------------------------------
 

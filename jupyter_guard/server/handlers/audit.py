@@ -121,5 +121,5 @@ class AuditVerifyHandler(GuardHandler):
     @authorized
     async def get(self):
         self.require_steward()
-        result = await asyncio.get_running_loop().run_in_executor(self.guard.steward_pool, self.governor.audit.verify)
+        result = await self.guard.verify_audit()
         self.finish(dataclasses.asdict(result))
