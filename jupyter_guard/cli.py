@@ -156,21 +156,16 @@ datasets:
 
 def open_audit_log(args):
     """The audit log as the server configures it; never creates a key or a store."""
-    from .audit import AuditLog, SQLiteAuditStore
-    from .credentials import KeyringProvider, load_audit_key
+    from .audit.existing import open_existing_log
+    from .credentials import KeyringProvider
     from .paths import default_audit_db, default_key_file
 
     db = args.db or default_audit_db(args.audit_dir)
     if not os.path.exists(db):
         raise AuditError(f"no audit database at {db} (use --db or --audit-dir)")
-    store = SQLiteAuditStore(path=db)
     if args.keyring_backend:
-        key = load_audit_key(key_file=None, provider=KeyringProvider(backend=args.keyring_backend),
-                             key_name=args.key_name, create=False)
-    else:
-        key = load_audit_key(key_file=args.key_file or default_key_file(args.audit_dir), provider=None,
-                             key_name=args.key_name, create=False)
-    return AuditLog(store, key)
+        return open_existing_log(db, provider=KeyringProvider(backend=args.keyring_backend), key_name=args.key_name)
+    return open_existing_log(db, key_file=args.key_file or default_key_file(args.audit_dir), key_name=args.key_name)
 
 
 def cmd_audit_verify(args) -> int:

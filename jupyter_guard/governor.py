@@ -311,6 +311,14 @@ class Governor:
                        "Tell your JupyterHub admin.")
             raise Unrecorded(message, body={"effect": DENY, "permitted": False, "audit_seq": None}) from e
 
+    def record_fact_blocking(self, event_type: str, *, user: str | None, action: str | None = None,
+                             **fields) -> AuditRecord:
+        """:meth:`record_fact` for callers without an event loop (the nbconvert preprocessor).
+
+        Raises :class:`~jupyter_guard.errors.AuditError` when the log cannot record it.
+        """
+        return self.append(mask_event(AuditEvent(event_type=event_type, user=user, action=action, **fields)))
+
     async def _masked(self, event: AuditEvent, known_secrets: Iterable[str] = ()) -> AuditEvent:
         known = tuple(known_secrets)
         if not (event.justification or (event.details or {}).get("code") or known):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -14,6 +16,8 @@ import pytest
 import yaml
 from test_notebook_redaction import PII, PLAN, PNG, make_notebook
 
+from jupyter_guard.audit import AuditLog, AuditQuery, SQLiteAuditStore
+from jupyter_guard.credentials import load_audit_key
 from jupyter_guard.export import (
     GUARD_METADATA_KEY,
     ExportPlan,
@@ -27,12 +31,16 @@ ROOT = Path(__file__).resolve().parents[2]
 PREPROCESSOR = '--Exporter.preprocessors=["jupyter_guard.nbconvert.GuardPreprocessor"]'
 
 
-def nbconvert(path: Path, *args: str) -> subprocess.CompletedProcess:
+def nbconvert(path: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    # a data dir of the test's own: the default audit dir is then empty, never the user's log
+    env = {**os.environ, "JUPYTER_DATA_DIR": str(path.parent / "jupyter-data")}
     out = subprocess.run(
         [sys.executable, "-m", "jupyter", "nbconvert", PREPROCESSOR, *args, str(path)],
         capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL, check=False, cwd=path.parent,
+        env=env,
     )
-    assert out.returncode == 0, out.stderr
+    if ok:
+        assert out.returncode == 0, out.stderr
     return out
 
 
@@ -126,3 +134,57 @@ def test_pre_commit_manifest_names_a_working_entry(tmp_path):
     ok = subprocess.run([*run, str(clean)], capture_output=True, text=True, timeout=120,
                         stdin=subprocess.DEVNULL, check=False)
     assert ok.returncode == 0, ok.stderr
+
+
+@pytest.fixture
+def server_audit_dir(tmp_path) -> Path:
+    """An audit directory as the server leaves it: a key and a log with one record in it."""
+    from jupyter_guard.audit import AuditEvent
+
+    d = tmp_path / "audit"
+    d.mkdir()
+    key = load_audit_key(key_file=str(d / "audit.key"), provider=None, create=True)
+    with AuditLog(SQLiteAuditStore(path=str(d / "audit.sqlite")), key) as log:
+        log.append(AuditEvent(event_type="decision", user="rita", action="read", target="/data/x.csv"))
+    return d
+
+
+def _exports(audit_dir: Path):
+    key = load_audit_key(key_file=str(audit_dir / "audit.key"), provider=None, create=False)
+    with AuditLog(SQLiteAuditStore(path=str(audit_dir / "audit.sqlite")), key) as log:
+        assert log.verify().ok
+        return log.query(AuditQuery(event_type="export"))
+
+
+def test_an_export_is_recorded_in_the_servers_log_before_it_is_written(saved, server_audit_dir):
+    out = nbconvert(saved, "--to", "html", f"--GuardPreprocessor.audit_dir={server_audit_dir}")
+    assert "export recorded" in out.stderr
+    [record] = _exports(server_audit_dir)
+    rec = record.event
+    assert rec.user and rec.action == "export" and rec.notebook == str(saved)
+    assert rec.label == "confidential" and rec.decision == "redact"
+    assert rec.details["via"] == "nbconvert" and rec.details["outputs_scanned"] > 0
+    assert rec.details["entities"].get("US_SSN", 0) >= 1  # counts, never values
+    as_text = json.dumps(record.to_dict(), default=str)
+    for value in PII:
+        assert value not in as_text
+
+
+def test_without_a_log_auto_exports_and_says_it_is_not_recorded(saved):
+    out = nbconvert(saved, "--to", "html")
+    assert "NOT recorded" in out.stderr and "audit_dir" in out.stderr
+    assert (saved.parent / "analysis.html").exists()
+
+
+def test_required_refuses_an_export_it_cannot_record(saved, tmp_path):
+    out = nbconvert(saved, "--to", "html", "--GuardPreprocessor.audit=required",
+                    f"--GuardPreprocessor.audit_dir={tmp_path / 'nowhere'}", ok=False)
+    assert out.returncode != 0
+    assert "refused" in out.stderr and "cannot be recorded" in out.stderr
+    assert not (saved.parent / "analysis.html").exists()
+
+
+def test_required_with_the_log_records(saved, server_audit_dir):
+    nbconvert(saved, "--to", "notebook", "--output", "exported", "--GuardPreprocessor.audit=required",
+              f"--GuardPreprocessor.audit_dir={server_audit_dir}")
+    assert len(_exports(server_audit_dir)) == 1 and (saved.parent / "exported.ipynb").exists()
