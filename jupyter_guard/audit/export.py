@@ -37,19 +37,20 @@ def _csv_cell(value: Any) -> Any:
 class RecordWriter:
     """Writes records to ``out`` in one format, fed in any number of chunks.
 
-    The CSV header is written at once, so an export of nothing is still a valid file with
-    its columns. ``export_records`` (the CLI) and the server's streamed export both write
+    The CSV header is written at once (unless ``header=False``: a later chunk of the same
+    file), so an export of nothing is still a valid file with its columns. ``export_records`` (the CLI) and the server's streamed export both write
     through this class, so their bytes are the same for the same records.
     """
 
-    def __init__(self, fmt: str, out: TextIO):
+    def __init__(self, fmt: str, out: TextIO, *, header: bool = True):
         if fmt not in FORMATS:
             raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
         self.fmt, self.out = fmt, out
         self._csv = None
         if fmt == "csv":
             self._csv = csv.writer(out, lineterminator="\n")
-            self._csv.writerow(CSV_COLUMNS)
+            if header:
+                self._csv.writerow(CSV_COLUMNS)
 
     def write(self, records: Iterable[AuditRecord]) -> int:
         """Write ``records`` as they come; return how many were written."""

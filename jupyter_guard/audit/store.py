@@ -74,6 +74,11 @@ class AuditStore(LoggingConfigurable):
         """Where the head anchor goes by default; ``None`` when the store has no local file."""
         return None
 
+    def reader_spec(self) -> tuple[type, dict] | None:
+        """``(class, kwargs)`` that open this store read-only in another process (the stewards'
+        reader, :mod:`.readers`); ``None`` when it cannot be reopened there."""
+        return None
+
 
 NETWORK_FILESYSTEMS = frozenset(
     {"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "afs", "glusterfs", "fuse.glusterfs"}
@@ -192,6 +197,10 @@ class SQLiteAuditStore(AuditStore):
 
     def default_anchor_path(self) -> str | None:
         return self.path + ".head"
+
+    def reader_spec(self) -> tuple[type, dict]:
+        traits = {name: getattr(self, name) for name in self.trait_names(config=True)}
+        return type(self), {**traits, "read_only": True}
 
     def _unavailable(self, exc: BaseException, doing: str) -> AuditUnavailable:
         if isinstance(exc, OSError):

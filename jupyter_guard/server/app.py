@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from concurrent.futures import ThreadPoolExecutor
 import getpass
 import time
 import os
@@ -24,6 +23,7 @@ from traitlets import Bool, Dict, Enum, Float, Int, List, Type, Unicode, default
 
 from .._version import __version__
 from ..audit import AuditLog, AuditStore, SQLiteAuditStore
+from ..audit.readers import StewardReader
 from ..credentials import (
     CredentialChain,
     EnvSecrets,
@@ -74,6 +74,12 @@ class GuardApp(ExtensionApp):
         before it takes effect (additions and changes apply at once). A deleted or truncated file
         seen for a moment mid-edit never ungoverns data. 0: removals apply at once.""",
     )
+    steward_reader_processes = Bool(
+        True,
+        help="Run stewards' audit queries, exports and verification in reader processes of their own "
+             "(lower CPU priority, own read-only connection), so governed reads keep their latency while "
+             "stewards work. False: threads of the server's process (stores without a reader fall back to those).",
+    ).tag(config=True)
     allow_empty_catalog = Bool(
         False,
         config=True,
@@ -253,13 +259,7 @@ class GuardApp(ExtensionApp):
             self.log.critical("jupyter_guard failed to start, so the server will not either", exc_info=True)
             raise SystemExit(1) from e
         self.governor = Governor(governance, audit, extra_roles=self.roles)
-        # steward queries, exports and verification: their own threads, so a burst of them never
-        # takes the threads (or the event loop time) that kernels' decisions need
-        self.steward_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="jupyter-guard-steward")
-        # verification reads the whole chain (seconds on a large log): its own thread, so it never
-        # queues the pages a steward is scrolling behind it, and one run answers everyone waiting
-        self._verify_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jupyter-guard-verify")
-        self._verifying: asyncio.Future | None = None
+        self.steward_reader = StewardReader(audit, processes=self.steward_reader_processes)
         self.serverapp.event_logger.register_event_schema(EVENT_SCHEMA)
         self.governor.on_record.append(self._emit)
         self._wire_kernels()
@@ -291,17 +291,8 @@ class GuardApp(ExtensionApp):
         if self._reloader is not None:
             self._reloader.stop()
         if self.governor is not None:  # None when start-up was refused
-            self.steward_pool.shutdown(wait=False, cancel_futures=True)
-            self._verify_pool.shutdown(wait=False, cancel_futures=True)
+            self.steward_reader.close()
             await asyncio.get_running_loop().run_in_executor(None, self.governor.audit.close)
-
-    async def verify_audit(self):
-        """Verify the chain; requests arriving while a verification runs share its result."""
-        if self._verifying is None or self._verifying.done():
-            self._verifying = asyncio.ensure_future(
-                asyncio.get_running_loop().run_in_executor(self._verify_pool, self.governor.audit.verify)
-            )
-        return await asyncio.shield(self._verifying)
 
     # -- catalog ---------------------------------------------------------------------------
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import io
-import json
 from datetime import datetime
 
 from jupyter_server.auth.decorator import authorized
@@ -13,7 +10,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from ...audit import AuditQuery
-from ...audit.export import MEDIA_TYPES, RecordWriter
+from ...audit.export import MEDIA_TYPES
 from .base import GuardHandler
 
 #: records per query while an export streams (each chunk is flushed before the next query)
@@ -53,13 +50,8 @@ class AuditHandler(GuardHandler):
                                descending=args["order"] != "asc")
         except ValueError as e:
             raise web.HTTPError(400, f"bad audit query: {e}") from e
-        audit = self.governor.audit
-
-        def page() -> str:  # query, decode and encode in the stewards' own threads, not on the event loop
-            rows = [r.to_dict() for r in audit.query(query)]
-            return json.dumps({"records": rows, "next": rows[-1]["seq"] if len(rows) == limit else None})
-
-        text = await asyncio.get_running_loop().run_in_executor(self.guard.steward_pool, page)
+        # decoded and encoded in the stewards' reader, never on the event loop
+        text = await self.guard.steward_reader.page(query)
         self.set_header("Content-Type", "application/json")
         self.finish(text)
 
@@ -87,30 +79,20 @@ class AuditExportHandler(GuardHandler):
         )
         self.set_header("Content-Type", media_type)
         self.set_header("Content-Disposition", f'attachment; filename="jupyter-guard-audit.{fmt}"')
-        buffer = io.StringIO()
-        writer = RecordWriter(fmt, buffer)
         query = AuditQuery(**filters, limit=EXPORT_PAGE)
-
-        def page() -> tuple[str, list]:
-            records = self.governor.audit.query(query)
-            writer.write(records)
-            text = buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-            return text, records
-
-        loop = asyncio.get_running_loop()
+        reader, header = self.guard.steward_reader, True
         while True:
-            text, records = await loop.run_in_executor(self.guard.steward_pool, page)
+            text, count, last = await reader.export_chunk(query, fmt, header)
+            header = False
             if text:
                 self.write(text)
             try:
                 await self.flush()
             except StreamClosedError:  # the steward went away: stop reading
                 return
-            if len(records) < EXPORT_PAGE:
+            if count < EXPORT_PAGE:
                 break
-            query.after_seq = records[-1].seq
+            query.after_seq = last
         self.finish(set_content_type=media_type)
 
 
@@ -121,5 +103,5 @@ class AuditVerifyHandler(GuardHandler):
     @authorized
     async def get(self):
         self.require_steward()
-        result = await self.guard.verify_audit()
+        result = await self.guard.steward_reader.verify()
         self.finish(dataclasses.asdict(result))
