@@ -177,7 +177,9 @@ class Governor:
     """
 
     def __init__(self, governance: Governance, audit: AuditLog, extra_roles: Mapping | None = None):
-        self.governance = governance
+        #: copies of governed files made through the server: path -> (dataset, copied from)
+        self.copies: dict[str, tuple[str, str]] = {}
+        self.loaded = self.governance = governance  # as loaded; and in force (with the copies)
         self.audit = audit
         self.extra_roles = dict(extra_roles or {})
         #: called with each stored record (the server routes them to jupyter_events)
@@ -192,7 +194,26 @@ class Governor:
         return self.governance.policy
 
     def swap(self, governance: Governance) -> None:
-        self.governance = governance
+        """Put a (re)loaded catalog in force, with the copies made through the server."""
+        self.loaded = governance
+        self.governance = replace(governance, catalog=governance.catalog.with_copies(self.copies))
+
+    def add_copy(self, path: str, dataset: str, source: str) -> None:
+        """Govern ``path`` (normalised) as ``dataset`` from now on; it was copied from ``source``.
+        Its ``lineage`` record (see :meth:`restore_copies`) is what keeps this after a restart."""
+        self.copies[path] = (dataset, source)
+        self.swap(self.loaded)
+
+    def restore_copies(self) -> int:
+        """Govern again every copy the log's ``lineage`` records name (at start); how many."""
+        from .audit import AuditQuery
+
+        for rec in self.audit.query(AuditQuery(event_type="lineage", limit=None)):
+            e = rec.event
+            if e.dataset and e.target and not e.target.endswith(".ipynb"):
+                self.copies[e.target] = (e.dataset, str((e.details or {}).get("from") or ""))
+        self.swap(self.loaded)
+        return len(self.copies)
 
     def principal(self, user: str, groups=()) -> Principal:
         return self.policy.principal(user, groups, self.extra_roles)

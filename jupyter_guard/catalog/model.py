@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import string
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .locations import (
@@ -61,6 +61,7 @@ class Location:
     kind: str  # path | uri | table
     pattern: str  # normalised
     source: str  # as written in the catalog
+    copied_from: str = ""  # a copy made through the server (see Catalog.with_copies): its source
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,9 @@ class Dataset:
             "label": self.label.name,
             "owner": self.owner,
             "steward": self.steward.to_dict() if self.steward else None,
-            "locations": [{"kind": loc.kind, "location": loc.source} for loc in self.locations],
+            "locations": [{"kind": loc.kind, "location": loc.source, **({"copied_from": loc.copied_from}
+                                                                        if loc.copied_from else {})}
+                          for loc in self.locations],
             "columns": [{"name": c.column, "entity": c.entity, "rule": c.rule} for c in self.columns],
             "purposes": list(self.purposes),
         }
@@ -210,6 +213,23 @@ class Catalog:
 
     def label(self, name: str) -> Label | None:
         return self._label_by_name.get(name)
+
+    def with_copies(self, copies: Mapping[str, tuple[str, str]]) -> Catalog:
+        """This catalog with each server-made copy governed as its source.
+
+        ``copies`` maps a copy's normalised path to ``(dataset name, the path it was copied
+        from)``. A copy of a dataset this catalog no longer has is left out: it is governed as
+        its source would be, and the source is no longer governed.
+        """
+        extra: dict[str, list[Location]] = {}
+        for path, (name, source) in copies.items():
+            if name in self.datasets and not has_glob(path):
+                extra.setdefault(name, []).append(Location(PATH, path, path, copied_from=source))
+        if not extra:
+            return self
+        datasets = {name: replace(ds, locations=ds.locations + tuple(extra.get(name, ())))
+                    for name, ds in self.datasets.items()}
+        return Catalog(self.labels, datasets, self.root_dir, self.directory, self.files, self.sources)
 
     def resolve(self, target: str | os.PathLike | bytes, kind: str | None = None) -> Resolution:
         """The dataset that governs a path, URI or (with kind="table") SQL table name."""

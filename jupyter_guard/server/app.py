@@ -259,6 +259,14 @@ class GuardApp(ExtensionApp):
             self.log.critical("jupyter_guard failed to start, so the server will not either", exc_info=True)
             raise SystemExit(1) from e
         self.governor = Governor(governance, audit, extra_roles=self.roles)
+        try:  # copies of governed files made through the server stay governed across restarts
+            copies = self.governor.restore_copies()
+        except AuditError as e:
+            self.log.critical("jupyter_guard cannot read which copies of governed files it made, so the server "
+                              "will not start (they would be ungoverned):\n%s", e)
+            raise SystemExit(1) from e
+        if copies:
+            self.log.info("jupyter_guard: %d copies of governed files are governed as their sources", copies)
         self.steward_reader = StewardReader(audit, processes=self.steward_reader_processes)
         self.serverapp.event_logger.register_event_schema(EVENT_SCHEMA)
         self.governor.on_record.append(self._emit)

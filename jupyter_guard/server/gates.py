@@ -33,6 +33,7 @@ from typing import Any
 
 from tornado import web
 
+from ..catalog.locations import has_glob
 from ..errors import GovernanceRefusal
 from ..export.governance import Assessment, NotebookExports
 from ..governor import Request
@@ -193,62 +194,95 @@ def install_gates(app: Any, exports: NotebookExports) -> ExportGate:
 def _gate_moves(gate: ExportGate, cm: Any) -> None:
     """Copies and renames made through the server carry governance.
 
-    A governed data file copied or renamed out of its catalogued location would be a new,
-    ungoverned file: the move is decided like a raw download (``serves_redacted=False``) and
-    recorded; a refusal is the 403 with who/what/why/who-to-ask. A copied or renamed notebook
-    keeps its history: a ``lineage`` record names its source, and its sensitivity follows it.
-    Only an async contents manager (jupyter_server's default) can be gated here.
+    A copy (or the new place of a rename) of a governed data file is governed as its source: the
+    move is decided as a read of the source (nothing is served, so ``redact`` may copy), then a
+    ``lineage`` record names the dataset and the new path, and the governor governs that path as
+    the dataset from then on (after a restart too: it reads those records back). A copy that
+    cannot be recorded is removed again. A copied or renamed notebook keeps its history: its
+    ``lineage`` record names its source, and its sensitivity follows it. Only an async contents
+    manager (jupyter_server's default) can be gated here.
     """
-    copy, rename = cm.copy, cm.rename_file
+    copy, rename, delete = cm.copy, cm.rename_file, cm.delete_file
     if not (inspect.iscoroutinefunction(copy) and inspect.iscoroutinefunction(rename)):
         log.warning("jupyter_guard: the contents manager %s is synchronous; copies and renames of governed "
                     "files are NOT gated", type(cm).__name__)
         return
 
     async def guarded_copy(from_path, to_path=None):
-        who = await _decide_move(gate, from_path, "copy")
+        who, dataset = await _decide_move(gate, from_path, "copy")
         model = await copy(from_path, to_path)
-        await _lineage(gate, who, from_path, (model or {}).get("path") or to_path, "copy")
+        new = (model or {}).get("path") or to_path
+        if dataset is None:
+            await _notebook_lineage(gate, who, from_path, new, "copy")
+            return model
+        try:
+            await _govern_copy(gate, who, dataset, from_path, new, "copy")
+        except BaseException:
+            await _maybe_await(delete(new))  # never leave an ungoverned copy behind
+            raise
         return model
 
     async def guarded_rename(old_path, new_path):
-        who = await _decide_move(gate, old_path, "rename")
+        who, dataset = await _decide_move(gate, old_path, "rename")
+        if dataset is not None:  # governed at the new place before the file is there
+            await _govern_copy(gate, who, dataset, old_path, new_path, "rename")
         result = await rename(old_path, new_path)
-        await _lineage(gate, who, old_path, new_path, "rename")
+        if dataset is None:
+            await _notebook_lineage(gate, who, old_path, new_path, "rename")
         return result
 
     cm.copy, cm.rename_file = guarded_copy, guarded_rename
 
 
+async def _maybe_await(value):
+    return await value if inspect.isawaitable(value) else value
+
+
 async def _decide_move(gate: ExportGate, path: str, via: str):
+    """(who, the governed dataset's name or None); a refusal is the 403 with who/what/why/who-to-ask."""
     from .bindings import kernel_owner, request_user
 
     who = gate.app.principal_for(request_user.get() or kernel_owner(gate.app))
     path = (path or "").strip("/")
     if path.endswith(".ipynb"):
-        return who
+        return who, None
     try:
         res = gate.governor.catalog.resolve(path, "path")
     except ValueError as e:
         raise _http_error(400, f"{path!r} is not a path the catalog can resolve: {e}") from e
     if res.dataset is None:
-        return who
-    req = Request(who, "download", target=path, kind="path", event_type=via, serves_redacted=False)
+        return who, None
+    req = Request(who, "read", target=path, kind="path", event_type=via)
     try:
         await gate.governor.decide(req, details={"via": via})
     except GovernanceRefusal as e:
-        raise _http_error(e.status, f"{via.capitalize()} refused: {e} A {via} would leave the data outside its "
-                                    "catalogued location, so it is decided like a download.") from e
-    return who
+        raise _http_error(e.status, f"{via.capitalize()} refused: {e} The {via} would stay governed as "
+                                    f"'{res.dataset.name}', and it is decided like a read of it.") from e
+    return who, res.dataset.name
 
 
-async def _lineage(gate: ExportGate, who, old: str, new: str | None, via: str) -> None:
+async def _govern_copy(gate: ExportGate, who, dataset: str, old: str, new: str | None, via: str) -> None:
+    """Record the copy's lineage (the durable fact a restart reads back), then govern its path."""
+    new = (new or "").strip("/")
+    if not new or has_glob(new):
+        raise _http_error(400, f"a {via} of governed data needs a plain file name (no * ? [ ]): {new!r}")
+    target = gate.governor.catalog.resolve(new, "path").target
+    ds = gate.governor.catalog.datasets.get(dataset)
+    try:
+        await gate.governor.record_fact("lineage", user=who.user, action=via, target=target, dataset=dataset,
+                                        label=ds.label.name if ds else None, details={"from": old.strip("/")},
+                                        refusal=f"the {via} of {old} is not made")
+    except GovernanceRefusal as e:
+        raise _http_error(e.status, str(e)) from e
+    gate.governor.add_copy(target, dataset, old.strip("/"))
+
+
+async def _notebook_lineage(gate: ExportGate, who, old: str, new: str | None, via: str) -> None:
     old, new = (old or "").strip("/"), (new or "").strip("/")
-    if not new or not (old.endswith(".ipynb") or gate.governor.catalog.resolve(old, "path").dataset):
+    if not new or not old.endswith(".ipynb"):
         return
     try:
-        await gate.governor.record_fact("lineage", user=who.user, action=via, target=new,
-                                        notebook=new if new.endswith(".ipynb") else None,
+        await gate.governor.record_fact("lineage", user=who.user, action=via, target=new, notebook=new,
                                         details={"from": old}, refusal=f"the {via} of {old} was not recorded")
     except GovernanceRefusal:
         log.exception("jupyter_guard: the %s of %s to %s is done but not recorded", via, old, new)

@@ -42,7 +42,9 @@ async def test_another_users_governed_notebook_is_gated_on_the_contents_api(data
         ("copy", "dana.ipynb", copied), ("rename", copied, "renamed.ipynb")]
 
 
-async def test_a_server_side_copy_of_a_governed_data_file_is_decided_like_a_download(data, jp_fetch, fetch_json):
+async def test_a_server_side_copy_of_a_governed_data_file_is_governed_as_its_source(
+        data, jp_fetch, fetch_json, guard_app):
+    # rita may not read patients without a purpose: no copy, and no rename out of its location
     code, body = await fetch_error(jp_fetch, "api", "contents", "data", method="POST",
                                    body=json.dumps({"copy_from": "data/patients.csv"}))
     assert code == 403 and "Copy refused" in body and "Dana Steward" in body
@@ -50,13 +52,44 @@ async def test_a_server_side_copy_of_a_governed_data_file_is_decided_like_a_down
     code, _ = await fetch_error(jp_fetch, "api", "contents", "data/patients.csv", method="PATCH",
                                 body=json.dumps({"path": "mine.csv"}))
     assert code == 403 and (data / "data" / "patients.csv").exists() and not (data / "mine.csv").exists()
-    # the steward may take it out raw, so she may copy it; both refusals and the copy are on the record
+    # the steward may: her copy is governed as patients, so rita cannot take it out raw
     r = await jp_fetch("api", "contents", "data", method="POST", headers=auth("tok-dana"),
                        body=json.dumps({"copy_from": "data/patients.csv"}))
     assert json.loads(r.body)["path"] == "data/patients-Copy1.csv"
+    code, body = await fetch_error(jp_fetch, "files", "data", "patients-Copy1.csv")
+    assert code == 403 and "patients" in body and not any(p in body for p in PII)
+    code, _ = await fetch_error(jp_fetch, "api", "contents", "data/patients-Copy1.csv", params={"content": "1"})
+    assert code == 403
+    res = await fetch_json("jupyter-guard", "api", "catalog", "resolve", params={"path": "data/patients-Copy1.csv"})
+    assert (res["dataset"], res["label"]) == ("patients", "restricted")
+    # renaming the copy moves its governance along; the old name stays governed (conservative)
+    await jp_fetch("api", "contents", "data/patients-Copy1.csv", method="PATCH", headers=auth("tok-dana"),
+                   body=json.dumps({"path": "data/mine.csv"}))
+    res = await fetch_json("jupyter-guard", "api", "catalog", "resolve", params={"path": "data/mine.csv"})
+    assert res["dataset"] == "patients"
+    code, _ = await fetch_error(jp_fetch, "files", "data", "mine.csv")
+    assert code == 403
+    # the steward still reads her copy raw, as she may the source
+    raw = await jp_fetch("files", "data", "mine.csv", headers=auth("tok-dana"))
+    assert PII[0].encode() in raw.body
     recs = [(r["user"], r["event_type"], r["decision"]) for r in await audit(fetch_json)
             if r["event_type"] in ("copy", "rename")]
-    assert recs == [("rita", "copy", "deny"), ("rita", "rename", "deny"), ("dana", "copy", "allow")]
+    assert recs == [("rita", "copy", "deny"), ("rita", "rename", "deny"), ("dana", "copy", "allow"),
+                    ("dana", "rename", "allow")]
+    lineage = [(r["action"], r["dataset"], r["target"].rsplit("/", 2)[-2:], r["details"]["from"])
+               for r in await audit(fetch_json, event_type="lineage")]
+    assert lineage == [("copy", "patients", ["data", "patients-Copy1.csv"], "data/patients.csv"),
+                       ("rename", "patients", ["data", "mine.csv"], "data/patients-Copy1.csv")]
+    # a restart reads the copies back from those records
+    governor = guard_app.governor
+    governor.copies.clear()
+    governor.swap(governor.loaded)
+    assert governor.catalog.resolve("data/mine.csv", "path").dataset is None
+    assert governor.restore_copies() == 2
+    assert governor.catalog.resolve("data/mine.csv", "path").dataset.name == "patients"
+    listed = {d["name"]: d for d in (await fetch_json("jupyter-guard", "api", "catalog", token="tok-dana"))["datasets"]}
+    assert {"kind": "path", "location": governor.catalog.resolve("data/mine.csv", "path").target,
+            "copied_from": "data/patients-Copy1.csv"} in listed["patients"]["locations"]
 
 
 async def test_a_nul_in_a_path_is_a_400_not_a_500(data, jp_fetch):
