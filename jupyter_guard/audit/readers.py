@@ -4,8 +4,8 @@ A page of 5,000 records is decoded and encoded in Python, and verification walks
 chain: run in the server's process, even on other threads, they hold its interpreter lock for
 that long and every governed read waits (benchmarks/bench_steward_impact.py measured reads/s
 falling to a tenth). A reader process opens its own read-only connection to the store, runs at
-a lower CPU priority than the server, and hands back text ready to send, so reads keep their
-latency while stewards work. A store that cannot be reopened in another process (one without
+a lower CPU priority than the server, paces itself when kept busy without pause (at most half a
+CPU each), and hands back text ready to send, so reads keep their latency while stewards work. A store that cannot be reopened in another process (one without
 ``reader_spec``) is read on threads instead.
 """
 
@@ -17,6 +17,7 @@ import json
 import logging
 import multiprocessing
 import os
+import time
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -48,26 +49,41 @@ def export_chunk(audit: AuditLog, query: AuditQuery, fmt: str, header: bool) -> 
 
 # -- inside a reader process ------------------------------------------------------------------
 
-_own: dict[str, AuditLog] = {}
+_own: dict[str, Any] = {}
 
 
-def _start_reader(spec: tuple[type, dict], key: bytes, anchor_path: str | None, nice: int) -> None:
+def _start_reader(spec: tuple[type, dict], key: bytes, anchor_path: str | None, nice: int, duty: float) -> None:
     if nice:
         os.nice(nice)  # yield the CPU to the server's governed reads
     cls, kwargs = spec
-    _own["log"] = AuditLog(cls(**kwargs), key, anchor_path=anchor_path or False, group_commit=False)
+    _own.update(log=AuditLog(cls(**kwargs), key, anchor_path=anchor_path or False, group_commit=False),
+                duty=duty, rest_until=0.0)
+
+
+def _paced(job, *args):
+    """Run one job, but first rest for what the previous one earned: a reader kept busy without
+    pause (stewards paging flat out) uses at most ``duty`` of a CPU. An idle reader never waits."""
+    wait = _own["rest_until"] - time.monotonic()
+    if wait > 0:
+        time.sleep(wait)
+    t0 = time.monotonic()
+    try:
+        return job(_own["log"], *args)
+    finally:
+        took = time.monotonic() - t0
+        _own["rest_until"] = time.monotonic() + took * (1 / _own["duty"] - 1)
 
 
 def _page(query: AuditQuery) -> str:
-    return page_json(_own["log"], query)
+    return _paced(page_json, query)
 
 
 def _export(query: AuditQuery, fmt: str, header: bool) -> tuple[str, int, int | None]:
-    return export_chunk(_own["log"], query, fmt, header)
+    return _paced(export_chunk, query, fmt, header)
 
 
 def _verify() -> VerifyResult:
-    return _own["log"].verify()
+    return _paced(AuditLog.verify)
 
 
 # -- in the server ----------------------------------------------------------------------------
@@ -80,12 +96,14 @@ class StewardReader:
     a whole-chain walk, and verifications asked for while one runs share its result.
     """
 
-    def __init__(self, audit: AuditLog, *, processes: bool = True, nice: int = 10):
+    def __init__(self, audit: AuditLog, *, processes: bool = True, nice: int = 19, duty: float = 0.5):
         self.audit = audit
         spec = audit.store.reader_spec() if processes else None
         self.in_processes = spec is not None
         if spec is not None:
-            args = (spec, audit._key, audit.anchor_path, nice)
+            if not 0 < duty <= 1:
+                raise ValueError("duty must be in (0, 1]")
+            args = (spec, audit._key, audit.anchor_path, nice, duty)
             self._new = lambda: ProcessPoolExecutor(  # noqa: E731
                 max_workers=1, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_reader, initargs=args)

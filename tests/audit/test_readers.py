@@ -111,3 +111,28 @@ async def test_a_reader_that_dies_is_replaced(big_log):
     finally:
         reader.close()
         log.close()
+
+
+async def test_a_reader_kept_busy_paces_itself_and_an_idle_one_never_waits(big_log):
+    """Stewards paging flat out get at most ``duty`` of a CPU per reader; a first request is
+    answered at once. Compared side by side: the same back-to-back jobs unpaced and paced."""
+    log = AuditLog(SQLiteAuditStore(path=big_log), bench_audit.KEY)
+    query = AuditQuery(limit=5000)
+    walls = {}
+    try:
+        for duty in (1.0, 0.25):
+            reader = StewardReader(log, processes=True, duty=duty)
+            try:
+                await reader.page(AuditQuery(limit=1))  # spawn it
+                await asyncio.sleep(1)  # idle: whatever that first job earned is spent
+                t0 = time.perf_counter()
+                for _ in range(4):
+                    await reader.page(query)
+                walls[duty] = time.perf_counter() - t0
+            finally:
+                reader.close()
+    finally:
+        log.close()
+    assert walls[0.25] > 2 * walls[1.0], walls
+    with pytest.raises(ValueError):
+        StewardReader(log, processes=True, duty=0)
