@@ -15,8 +15,10 @@ value: findings carry offsets, reports carry counts.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -25,6 +27,13 @@ from .model import RedactionError
 
 CSV_SUFFIXES = {".csv": ",", ".tsv": "\t"}
 BATCH = 10_000
+#: files at least this big get a progress bar when stderr is a terminal
+PROGRESS_BYTES = 4 << 20
+#: a column of plain numbers with at most this many integer digits is not scanned by default
+#: (ids, counts, amounts: a scan only finds false phone numbers there); longer ones (an SSN or
+#: a phone number stored as digits) are
+NUMERIC_DIGITS = 6
+_NUMBER = re.compile(r"[+-]?\d{1,%d}(?:[.,]\d+)?" % NUMERIC_DIGITS)
 
 
 def add_subcommands(subparsers) -> None:
@@ -37,11 +46,15 @@ def add_subcommands(subparsers) -> None:
     _detector_options(scan)
     scan.set_defaults(func=cmd_scan)
 
-    red = subparsers.add_parser("redact", help="redact a CSV file by column rules and/or free-text scanning")
+    red = subparsers.add_parser("redact", help="redact a CSV file: PII in every text column, plus column rules")
     red.add_argument("input", metavar="IN.csv")
     red.add_argument("-o", "--output", required=True, metavar="OUT.csv")
-    red.add_argument("--rules", default=None, help="YAML with `columns:` as in the catalog (ssn: {entity: US_SSN, rule: mask})")
-    red.add_argument("--scan-all", action="store_true", help="scan every text column no rule names for PII")
+    red.add_argument("--rules", default=None,
+                     help="YAML with `columns:` as in the catalog (ssn: {entity: US_SSN, rule: mask}); "
+                          "the other text columns are still scanned")
+    red.add_argument("--no-scan", action="store_true",
+                     help="apply the --rules only; do not scan the columns they do not name")
+    red.add_argument("--scan-all", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old scripts
     red.add_argument("--pseudonym-key-file", default=None, help="file holding the key of `hash` rules (>= 16 bytes)")
     red.add_argument("--public-key-file", default=None, help="stewards' RSA public key (PEM) for `encrypt` rules")
     red.add_argument("--chunk-rows", type=int, default=100_000)
@@ -55,13 +68,17 @@ def add_subcommands(subparsers) -> None:
     cls.add_argument("--sample-rows", type=int, default=200)
     cls.add_argument("--steward", default=None, help="'Name <email>' to fill in (otherwise left for you to fill)")
     cls.add_argument("--label", default="confidential")
-    _detector_options(cls, entities=False)
+    _detector_options(cls, entities=False, progress=False)  # classify reads a sample: quick
     cls.set_defaults(func=cmd_classify)
 
 
-def _detector_options(p, entities: bool = True) -> None:
+def _detector_options(p, entities: bool = True, progress: bool = True) -> None:
     p.add_argument("--ner-model", default=None, metavar="NAME",
-                   help="installed spaCy model for PERSON/LOCATION/NRP (e.g. en_core_web_sm); default: patterns only")
+                   help="installed spaCy model for PERSON/LOCATION/NRP (e.g. en_core_web_sm); default: "
+                        "$JUPYTER_GUARD_NER_MODEL, else c.GuardApp.ner_model of your Jupyter config, else patterns only")
+    if progress:
+        p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help=f"a progress bar on stderr (default: on a terminal, for files over {PROGRESS_BYTES >> 20} MB)")
     if entities:
         p.add_argument("--entities", default=None, metavar="A,B",
                        help="only these entities (e.g. US_SSN,EMAIL_ADDRESS; SECRET for secrets in `scan`)")
@@ -72,10 +89,52 @@ def _err(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
 
 
+def configured_ner_model() -> str | None:
+    """The NER model the server would use: $JUPYTER_GUARD_NER_MODEL, else ``c.GuardApp.ner_model``
+    from the Jupyter config files (jupyter_server_config.py/.json on the config path)."""
+    if os.environ.get("JUPYTER_GUARD_NER_MODEL"):
+        return os.environ["JUPYTER_GUARD_NER_MODEL"]
+    from jupyter_core.paths import jupyter_config_path
+    from traitlets.config.loader import ConfigFileNotFound, JSONFileConfigLoader, PyFileConfigLoader
+
+    found = None
+    for directory in reversed(jupyter_config_path()):  # later (more user-specific) files win
+        for loader in (JSONFileConfigLoader("jupyter_server_config.json", directory),
+                       PyFileConfigLoader("jupyter_server_config.py", directory)):
+            try:
+                config = loader.load_config()
+            except ConfigFileNotFound:
+                continue
+            except Exception as e:  # a broken config file: say so, never guess
+                print(f"warning: could not read {loader.full_filename}: {e}", file=sys.stderr)
+                continue
+            value = config.get("GuardApp", {}).get("ner_model")
+            if isinstance(value, str) and value:
+                found = value
+    return found
+
+
+def _progress(args, path: Path, total: int, unit: str):
+    """A tqdm bar on stderr, or None: asked with --progress, or a big file on a terminal."""
+    want = args.progress
+    if want is None:
+        try:
+            want = sys.stderr.isatty() and path.stat().st_size >= PROGRESS_BYTES
+        except OSError:
+            want = False
+    if not want:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=unit, unit_scale=True, desc=path.name, file=sys.stderr, leave=False)
+
+
 def _detector(args):
     from .detector import Detector
 
     entities = [e.strip() for e in args.entities.split(",") if e.strip()] if getattr(args, "entities", None) else None
+    if args.ner_model is None:
+        args.ner_model = configured_ner_model()
     det = Detector(ner_model=args.ner_model, entities=entities, recognizers_yaml=args.recognizers)
     if entities:
         unknown = sorted(set(entities) - det.supported_entities)
@@ -171,16 +230,19 @@ def _cells_of(path: Path):
     return _text_cells(path)
 
 
-def scan_file(detector, path: Path, secrets=None):
+def scan_file(detector, path: Path, secrets=None, progress=None):
     """Yield finding dicts of one file (in batches, so memory stays flat on big files).
 
     ``detector`` finds PII (None: no PII scan); ``secrets`` a
-    :class:`jupyter_guard.scan_secrets.SecretScanner` (None: no secret scan).
+    :class:`jupyter_guard.scan_secrets.SecretScanner` (None: no secret scan); ``progress`` a
+    tqdm bar counting characters scanned (its total the file's size).
     """
     cells = _cells_of(path)
     batch: list = []
 
     def flush():
+        if progress is not None:
+            progress.update(sum(len(text) + 1 for _, text in batch))
         texts = [text for _, text in batch]
         found = detector.analyze_many(texts) if detector is not None else [[] for _ in batch]
         for (loc, text), fs in zip(batch, found):
@@ -226,6 +288,9 @@ def cmd_scan(args) -> int:
     findings, errors = [], 0
     try:
         errors = _scan_all(args, det, scanner, findings)
+    except RedactionError as e:  # e.g. a configured model that is not installed (loaded on first use)
+        _err(str(e))
+        return 2
     finally:
         if scanner is not None:
             scanner.__exit__(None, None, None)
@@ -257,7 +322,12 @@ def _scan_all(args, det, scanner, findings: list) -> int:
         try:
             if not path.is_file():
                 raise OSError(f"no such file: {name}" if not path.exists() else f"not a file: {name}")
-            findings.extend(scan_file(det, path, scanner))
+            bar = _progress(args, path, path.stat().st_size, "B")
+            try:
+                findings.extend(scan_file(det, path, scanner, bar))
+            finally:
+                if bar is not None:
+                    bar.close()
         except NotebookError as e:
             _err(f"cannot read {name}: {e}")
             errors += 1
@@ -308,21 +378,29 @@ def cmd_redact(args) -> int:
 
     from .frame import Redactor
 
-    if not args.rules and not args.scan_all:
-        _err("give --rules FILE and/or --scan-all")
+    if args.no_scan and not args.rules:
+        _err("--no-scan needs --rules FILE: otherwise nothing would be redacted")
         return 2
     try:
         rules = load_rules(args.rules) if args.rules else []
         sep = CSV_SUFFIXES.get(Path(args.input).suffix.lower(), ",")
         df = pd.read_csv(args.input, dtype=str, keep_default_na=False, na_values=[""], sep=sep)
-        if args.scan_all:
+        if not args.no_scan:  # every text column no rule names is scanned for PII
             named = {r["name"] for r in rules}
-            rules += [{"name": str(c), "entity": "FREE_TEXT", "rule": "scan"} for c in df.columns if str(c) not in named]
+            rules += [{"name": str(c), "entity": "FREE_TEXT", "rule": "scan"} for c in df.columns
+                      if str(c) not in named and not _short_numbers(df[c])]
         public = Path(args.public_key_file).read_bytes() if args.public_key_file else None
-        needs_detector = any((r.get("rule") or ("scan" if r["entity"] == "FREE_TEXT" else "mask")) == "scan" for r in rules)
-        det = _detector(args) if needs_detector else None
+        scanned = [r for r in rules if (r.get("rule") or ("scan" if r["entity"] == "FREE_TEXT" else "mask")) == "scan"]
+        det = _detector(args) if scanned else None
         red = Redactor(det, pseudonym_key=_read_key(args.pseudonym_key_file), public_key_pem=public)
-        out, report = red.redact_frame(df, rules, chunk_rows=args.chunk_rows)
+        bar = _progress(args, Path(args.input), len(df) * len(scanned), "cells") if scanned else None
+        if bar is not None:
+            red.on_progress = bar.update
+        try:
+            out, report = red.redact_frame(df, rules, chunk_rows=args.chunk_rows)
+        finally:
+            if bar is not None:
+                bar.close()
         out_sep = CSV_SUFFIXES.get(Path(args.output).suffix.lower(), ",")
         out.to_csv(args.output, index=False, sep=out_sep)
     except (OSError, RedactionError, ValueError, pd.errors.ParserError) as e:
@@ -341,6 +419,12 @@ def cmd_redact(args) -> int:
     for key_id, wrapped in report.wrapped_keys.items():
         print(f"wrapped key {key_id} (keep it for stewards; useless without their private key): {wrapped}")
     return 0
+
+
+def _short_numbers(series) -> bool:
+    """Every value a plain number of at most NUMERIC_DIGITS integer digits (ids, counts, amounts)."""
+    values = series.dropna()
+    return len(values) > 0 and bool(values.astype(str).str.fullmatch(_NUMBER).all())
 
 
 # -- classify --------------------------------------------------------------------------------

@@ -73,6 +73,8 @@ class Redactor:
             load_public_key(public_key_pem)  # a bad key is an error now, not at the first encrypt
         self.public_key_pem = public_key_pem
         self._anonymizer = None
+        #: called with the number of cells a scan has just finished (a CLI's progress bar)
+        self.on_progress = None
 
     @property
     def detector(self):
@@ -252,6 +254,8 @@ class Redactor:
                     report.count(e, c * int(weights[i]))
             values[-1] = np.nan
             out[start : start + len(chunk)] = values[codes]
+            if self.on_progress is not None:
+                self.on_progress(len(chunk))
             if len(memo) >= MEMO_LIMIT:  # bounded: at most MEMO_LIMIT + chunk_rows entries
                 memo.clear()
         return out

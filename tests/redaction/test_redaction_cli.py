@@ -135,3 +135,52 @@ def test_through_the_jupyter_entry_point(files):
                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, check=False)
     assert out.returncode == 1, out.stderr
     assert "EMAIL_ADDRESS" in out.stdout and "ann@example.org" not in out.stdout
+
+
+def test_redact_scans_every_text_column_by_default(files, capsys, tmp_path):
+    """As the README shows it, with no options: the text columns are scanned, short numbers
+    (ids) are not, long digit strings are."""
+    src = tmp_path / "plain.csv"
+    src.write_text("id,digits,notes\n1,5362212345,mail ann@example.org\n2,4015598761,call 212-555-0198\n")
+    out = tmp_path / "out.csv"
+    assert main(["redact", str(src), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "notes: scan" in printed and "digits: scan" in printed and "id: scan" not in printed
+    df = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert df["id"].tolist() == ["1", "2"]
+    assert df["notes"].tolist() == ["mail <EMAIL_ADDRESS>", "call <PHONE_NUMBER>"]
+    assert "ann@example.org" not in out.read_text()
+    # --no-scan applies the rules only, and needs some
+    assert main(["redact", str(src), "-o", str(out), "--no-scan"]) == 2
+    assert "--no-scan needs --rules" in capsys.readouterr().err
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("columns:\n  digits: {entity: US_SSN, rule: replace}\n")
+    assert main(["redact", str(src), "-o", str(out), "--rules", str(rules), "--no-scan"]) == 0
+    df = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert df["digits"].tolist() == ["<US_SSN>", "<US_SSN>"] and df["notes"][0] == "mail ann@example.org"
+
+
+def test_progress_bars_on_request(files, capsys, tmp_path):
+    out = tmp_path / "out.csv"
+    assert main(["redact", str(files / "people.csv"), "-o", str(out), "--progress"]) == 0
+    assert "cells" in capsys.readouterr().err  # tqdm's bar, counting scanned cells
+    assert main(["scan", "--progress", str(files / "notes.txt")]) == 1
+    err = capsys.readouterr().err
+    assert "notes.txt" in err and ("B/s" in err or "B]" in err)
+    assert main(["redact", str(files / "people.csv"), "-o", str(out), "--no-progress"]) == 0
+    assert "cells" not in capsys.readouterr().err
+
+
+def test_the_ner_model_defaults_from_the_environment_then_the_jupyter_config(files, capsys, tmp_path, monkeypatch):
+    """A model that is not installed is a clear error naming it: proof of which one was used."""
+    monkeypatch.delenv("JUPYTER_GUARD_NER_MODEL", raising=False)
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "jupyter_server_config.json").write_text(json.dumps({"GuardApp": {"ner_model": "from_config_pkg"}}))
+    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(config))
+    assert main(["scan", str(files / "notes.txt")]) == 2
+    assert "from_config_pkg" in capsys.readouterr().err
+    monkeypatch.setenv("JUPYTER_GUARD_NER_MODEL", "from_env_pkg")
+    assert main(["scan", str(files / "notes.txt")]) == 2
+    assert "from_env_pkg" in capsys.readouterr().err
+    assert main(["scan", "--ner-model", "", str(files / "notes.txt")]) == 1  # patterns only, asked for
