@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .audit import AuditEvent, AuditLog, AuditRecord
 from .catalog import Catalog, Dataset, Resolution
+from .catalog.locations import has_glob
 from .catalog.loader import build_catalog, read_sections
 from .errors import AuditError, CatalogError, Problem, Refused, Unrecorded
 from .masking import mask_secrets
@@ -203,6 +204,27 @@ class Governor:
         Its ``lineage`` record (see :meth:`restore_copies`) is what keeps this after a restart."""
         self.copies[path] = (dataset, source)
         self.swap(self.loaded)
+
+    async def derive(self, who: Principal, target: str, datasets: Iterable[Dataset], *, via: str,
+                     source: str, **fields) -> tuple[str, Dataset]:
+        """Govern a file made from governed data -- a copy, a renamed file's new name, a frame
+        written -- as its most sensitive source, from now on and after restarts: a ``lineage``
+        record first (dataset, new path, ``details.from``), then the path is governed.
+
+        Returns (the normalised path, the dataset it is governed as). Raises ValueError for a
+        path that cannot be governed as written (glob characters), Unrecorded when the record
+        cannot be written (then nothing is governed anew: the caller must not make the file).
+        """
+        path = self.catalog.resolve(target, "path").target
+        if has_glob(path):
+            raise ValueError(f"a file made from governed data needs a plain name (no * ? [ ]): {target!r}")
+        ds = max(datasets, key=lambda d: d.label.rank)
+        details = {**(fields.pop("details", None) or {}), "from": source}
+        await self.record_fact("lineage", user=who.user, action=via, target=path, dataset=ds.name,
+                               label=ds.label.name, details=details,
+                               refusal=f"the {via} of {source} to {target} is not made", **fields)
+        self.add_copy(path, ds.name, source)
+        return path, ds
 
     def restore_copies(self) -> int:
         """Govern again every copy the log's ``lineage`` records name (at start); how many."""

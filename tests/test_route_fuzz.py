@@ -17,7 +17,7 @@ from tornado.httpclient import HTTPClientError
 from jupyter_guard.server.api import spec
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=False)
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=30),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=12,
@@ -32,6 +32,7 @@ VALID = {
     "/kernel/purpose": {"purpose": "treatment-research"},
     "/kernel/credential": {"source": "warehouse"},
     "/kernel/classification": {"target": "x.csv", "proposal": {"c": {"entity": "E", "rule": "mask", "share": 0.5}}},
+    "/kernel/derived": {"target": "derived.csv", "datasets": ["clinics"], "writer": "pandas.DataFrame.to_csv"},
 }
 
 

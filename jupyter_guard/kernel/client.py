@@ -81,6 +81,18 @@ class GuardClient:
             return reply
         raise GuardDenied(self._failure(status, reply, what="set or read the purpose"))
 
+    def derived(self, body: dict) -> dict:
+        """The server's answer on writing a frame made from governed data to a file (route
+        ``derived``): the decision (a refusal is returned for the caller to raise), else GuardDenied."""
+        status, reply = self.request("POST", "derived", body)
+        if status in (200, 403) and _is_decision(reply):
+            return reply
+        message = reply.get("message") if isinstance(reply, dict) else None
+        if status == 400 and message:
+            raise GuardDenied(str(message))
+        raise GuardDenied(self._failure(status, reply, what=f"govern the file {body.get('target')!r} this frame is "
+                                                           "written to (so it is not written)"))
+
     def propose(self, body: dict) -> None:
         """Send a column-classification proposal for ungoverned data (best effort)."""
         self.request("POST", "classification", body)

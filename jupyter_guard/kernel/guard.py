@@ -155,7 +155,25 @@ class Guard:
 
     def apply(self, result: Any, targets: list[tuple[str, str | None]], decisions: list[dict], reader: str,
               kwargs: dict | None = None, lineage: Any = None) -> Any:
-        """Return what the reader read, redacted where the decisions say so."""
+        """Return what the reader read, redacted where the decisions say so, carrying its sources."""
+        out = self._apply(result, targets, decisions, reader, kwargs, lineage)
+        return with_sources(out, [d["dataset"] for d in decisions if d.get("dataset")])
+
+    def derive(self, target: str, sources: list[str], writer: str) -> dict:
+        """Ask before writing a frame made from governed data to ``target``: the file will be
+        governed as its most sensitive source. Raises GuardDenied when refused."""
+        __tracebackhide__ = True
+        with self._lock:
+            msg_id, cell_id = self._execution()
+        body = {"target": target, "datasets": sources, "writer": writer, "msg_id": msg_id or "", "cell_id": cell_id}
+        with governed():
+            answer = self.client.derived(body)
+        if not answer.get("permitted"):
+            raise GuardDenied(refusal_message(answer), decision=answer)
+        return answer
+
+    def _apply(self, result: Any, targets: list[tuple[str, str | None]], decisions: list[dict], reader: str,
+               kwargs: dict | None = None, lineage: Any = None) -> Any:
         governed_ = [(t[0], d) for t, d in zip(targets, decisions) if d.get("dataset")]
         for (target, kind), d in zip(targets, decisions):
             if d.get("classify") and not d.get("dataset"):
@@ -374,6 +392,26 @@ def _default_arg(name: str, value: Any) -> bool:
     if name == "header":
         return (isinstance(value, str) and value == "infer") or (type(value) is int and value == 0)
     return value is None or (name == "skiprows" and isinstance(value, int) and value == 0)
+
+
+#: DataFrame.attrs key: the catalog datasets a frame was read from (pandas carries attrs through
+#: most operations; a frame written to a file makes that file governed as the most sensitive)
+SOURCES = "jupyter_guard_sources"
+
+
+def with_sources(frame: Any, datasets: list[str]) -> Any:
+    """``frame`` marked as made from ``datasets`` (added to what it already carries)."""
+    attrs = getattr(frame, "attrs", None)
+    if not datasets or not isinstance(attrs, dict):
+        return frame
+    attrs[SOURCES] = sorted(set(attrs.get(SOURCES) or ()) | set(datasets))
+    return frame
+
+
+def sources_of(frame: Any) -> list[str]:
+    attrs = getattr(frame, "attrs", None)
+    found = attrs.get(SOURCES) if isinstance(attrs, dict) else None
+    return [str(n) for n in found] if isinstance(found, (list, tuple)) else []
 
 
 def _pandas():

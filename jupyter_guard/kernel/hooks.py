@@ -68,6 +68,20 @@ POLARS_FILE_READERS = {
     for name in ("read_csv", "read_csv_batched", "read_parquet", "read_json", "read_ndjson", "read_ipc",
                  "read_excel", "scan_csv", "scan_parquet", "scan_ndjson", "scan_ipc")
 }
+#: DataFrame writers -> (the argument naming the file, its position after self): a frame made
+#: from governed data makes the file it is written to governed as its most sensitive source
+PANDAS_FRAME_WRITERS = {
+    "to_csv": ("path_or_buf", 0),
+    "to_parquet": ("path", 0),
+    "to_json": ("path_or_buf", 0),
+    "to_excel": ("excel_writer", 0),
+    "to_feather": ("path", 0),
+    "to_pickle": ("path", 0),
+    "to_orc": ("path", 0),
+    "to_stata": ("path", 0),
+    "to_hdf": ("path_or_buf", 0),
+    "to_xml": ("path_or_buffer", 0),
+}
 PYARROW_READERS = {"pyarrow.csv": {"read_csv": ("input_file", 0)}, "pyarrow.parquet": {"read_table": ("source", 0)}}
 
 #: the open() hook never asks about these (documented in docs/admin-guide.md "Kernel guard")
@@ -228,6 +242,11 @@ class Hooks:
             self._wrap(pd, name, lambda orig, n=name: self._sql_reader(orig, f"pandas.{n}", "sql", "con", True))
         self._wrap(pd, "read_sql_table", lambda orig: self._sql_reader(orig, "pandas.read_sql_table", None, "con", True))
 
+        frame = getattr(pd, "DataFrame", None)
+        if frame is not None:
+            for name, (arg, pos) in PANDAS_FRAME_WRITERS.items():
+                self._wrap(frame, name, lambda orig, n=name, a=arg, p=pos: self._frame_writer(orig, n, a, p))
+
     def patch_polars(self, pl: Any) -> None:
         self._wrap_files(pl, POLARS_FILE_READERS, "polars", pandas=False)
         self._wrap(pl, "read_database",
@@ -288,6 +307,28 @@ class Hooks:
             with governed():
                 result = original(*args, **kwargs)
             return guard.apply(result, targets, decisions, reader, kwargs, lineage)
+
+        return wrapper
+
+    def _frame_writer(self, original: Callable, name: str, arg: str, pos: int) -> Callable:
+        guard = self.guard
+        writer = f"pandas.DataFrame.{name}"
+
+        def wrapper(frame: Any, *args: Any, **kwargs: Any) -> Any:
+            __tracebackhide__ = True
+            if not self.active or inside():
+                return original(frame, *args, **kwargs)
+            from .guard import sources_of
+
+            sources = sources_of(frame)
+            target = _arg(args, kwargs, arg, pos)
+            if isinstance(target, os.PathLike):
+                target = os.fspath(target)
+            if not sources or not isinstance(target, str) or "://" in target:
+                return original(frame, *args, **kwargs)  # not from governed data, or not a local file
+            guard.derive(path_target(target), sources, writer)  # governed before it exists
+            with governed():
+                return original(frame, *args, **kwargs)
 
         return wrapper
 

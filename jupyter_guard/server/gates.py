@@ -33,7 +33,6 @@ from typing import Any
 
 from tornado import web
 
-from ..catalog.locations import has_glob
 from ..errors import GovernanceRefusal
 from ..export.governance import Assessment, NotebookExports
 from ..governor import Request
@@ -262,19 +261,17 @@ async def _decide_move(gate: ExportGate, path: str, via: str):
 
 
 async def _govern_copy(gate: ExportGate, who, dataset: str, old: str, new: str | None, via: str) -> None:
-    """Record the copy's lineage (the durable fact a restart reads back), then govern its path."""
+    """The copy (or new name) is governed as its source: the governor records it, then governs it."""
     new = (new or "").strip("/")
-    if not new or has_glob(new):
-        raise _http_error(400, f"a {via} of governed data needs a plain file name (no * ? [ ]): {new!r}")
-    target = gate.governor.catalog.resolve(new, "path").target
     ds = gate.governor.catalog.datasets.get(dataset)
+    if not new or ds is None:
+        raise _http_error(400, f"a {via} of governed data needs a name: {new!r}")
     try:
-        await gate.governor.record_fact("lineage", user=who.user, action=via, target=target, dataset=dataset,
-                                        label=ds.label.name if ds else None, details={"from": old.strip("/")},
-                                        refusal=f"the {via} of {old} is not made")
+        await gate.governor.derive(who, new, [ds], via=via, source=old.strip("/"))
+    except ValueError as e:
+        raise _http_error(400, str(e)) from e
     except GovernanceRefusal as e:
         raise _http_error(e.status, str(e)) from e
-    gate.governor.add_copy(target, dataset, old.strip("/"))
 
 
 async def _notebook_lineage(gate: ExportGate, who, old: str, new: str | None, via: str) -> None:

@@ -13,6 +13,7 @@ from .decisions import (
     AccessRequestHandler,
     DecideHandler,
     KernelClassificationHandler,
+    KernelDerivedHandler,
     KernelCredentialHandler,
     KernelDecideHandler,
     KernelGovernanceHandler,
@@ -43,4 +44,5 @@ default_handlers = [
     (f"{API}/kernel/keys", KernelKeysHandler),
     (f"{API}/kernel/credential", KernelCredentialHandler),
     (f"{API}/kernel/classification", KernelClassificationHandler),
+    (f"{API}/kernel/derived", KernelDerivedHandler),
 ]

@@ -105,6 +105,38 @@ class KernelClassificationHandler(KernelHandler):
         self.finish({"audit_seq": record.seq})
 
 
+class KernelDerivedHandler(KernelHandler):
+    """A kernel writes a frame made from governed data (``df.to_csv("mine.csv")``): decided as a
+    read of its source datasets under the kernel's purpose (event ``write``), then the file is
+    governed as the most sensitive of them (a ``lineage`` record first), before it is written."""
+
+    @web.authenticated
+    @authorized
+    async def post(self):
+        binding = self.binding()
+        body = self.json_body()
+        gov = self.governor.governance
+        unknown = [n for n in body["datasets"] if n not in gov.catalog.datasets]
+        if unknown:
+            raise web.HTTPError(400, f"no dataset {', '.join(map(repr, unknown))} in the catalog")
+        datasets = tuple(gov.catalog.datasets[n] for n in dict.fromkeys(body["datasets"]))
+        context = self.context(body)
+        req = Request(self.principal(), "read", target=body["target"], datasets=datasets, purpose=binding.purpose,
+                      event_type="write", context=context)
+        try:
+            outcome = await self.governor.decide(req, details={"writer": body["writer"]})
+        except Refused as e:
+            self.noted(e.outcome, body=body)
+            raise
+        try:
+            path, ds = await self.governor.derive(
+                req.who, body["target"], datasets, via="write", source=", ".join(d.name for d in datasets),
+                details={"writer": body["writer"], "datasets": [d.name for d in datasets]}, **context)
+        except ValueError as e:
+            raise web.HTTPError(400, str(e)) from e
+        self.finish({**outcome.to_dict(), "governed_as": {"path": path, "dataset": ds.name, "label": ds.label.name}})
+
+
 class KernelCredentialHandler(KernelHandler):
     """A kernel asks for a data source's connection URL with its secret (``connect("name")``).
 

@@ -1,0 +1,88 @@
+"""A frame made from governed data, written to a file from a kernel, makes that file governed as
+its most sensitive source (issue 16, lineage for pandas writes): a real jupyter_server, a real
+ipykernel, the audit log read back through the REST API."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+from kernel_client import auth, running_kernel
+from tornado.httpclient import HTTPClientError
+
+PATIENTS = textwrap.dedent("""\
+    id,name,ssn,email
+    1,Ann Lee,123-45-6789,ann.lee@example.com
+    2,Bo Chan,234-56-7891,bo.chan@example.net
+""")
+
+
+@pytest.fixture
+def data(jp_root_dir):
+    (jp_root_dir / "data").mkdir(exist_ok=True)
+    (jp_root_dir / "data" / "patients.csv").write_text(PATIENTS)
+    (jp_root_dir / "data" / "clinics.csv").write_text("id,city\n1,Springfield\n")
+    return jp_root_dir
+
+
+async def audit(fetch_json, **params) -> list[dict]:
+    page = await fetch_json("jupyter-guard", "api", "audit", token="tok-dana",
+                            params={"order": "asc", "limit": "500", **params})
+    return page["records"]
+
+
+async def test_a_file_written_from_a_governed_frame_is_governed_as_its_source(data, jp_fetch, jp_ws_fetch, fetch_json):
+    async with running_kernel(jp_fetch, jp_ws_fetch) as (_, k):
+        await k.execute("%guard purpose treatment-research")
+        res = await k.execute(
+            "import pandas as pd\n"
+            "df = pd.read_csv('data/patients.csv')\n"
+            "small = df[df.id > 1].head()\n"  # pandas carries the sources through operations
+            "small.to_csv('mine.csv', index=False)\n"
+            "pd.read_csv('data/clinics.csv').to_csv('cities.csv', index=False)\n"  # public: still governed (clinics)
+            "pd.DataFrame({'x': [1]}).to_csv('free.csv')\n"  # made from nothing governed: a free file
+            "print(sorted(small.attrs['jupyter_guard_sources']))", cell_id="cell-write")
+        assert res.reply["content"]["status"] == "ok", res.text
+        assert "['patients']" in res.text
+        assert (data / "mine.csv").exists()
+        assert "123-45-6789" not in (data / "mine.csv").read_text()  # it was written redacted
+
+        res_mine = await fetch_json("jupyter-guard", "api", "catalog", "resolve", params={"path": "mine.csv"})
+        assert (res_mine["dataset"], res_mine["label"]) == ("patients", "restricted")
+        res_free = await fetch_json("jupyter-guard", "api", "catalog", "resolve", params={"path": "free.csv"})
+        assert res_free["dataset"] is None
+        # the researcher cannot take the derived file out through the server
+        with pytest.raises(HTTPClientError) as err:
+            await jp_fetch("files", "mine.csv", headers=auth("tok-rita"))
+        assert err.value.code == 403
+        # and reading it back is a governed read of patients again
+        res = await k.execute("back = pd.read_csv('mine.csv'); print(len(back))", cell_id="cell-back")
+        assert res.reply["content"]["status"] == "ok", res.text
+        (read,) = res.reply["metadata"]["jupyter_guard"]["reads"]
+        assert read["dataset"] == "patients" and read["effect"] == "redact"
+
+    writes = await audit(fetch_json, event_type="write")
+    assert [(r["user"], r["dataset"], r["decision"], r["details"]["writer"]) for r in writes] == [
+        ("rita", "patients", "redact", "pandas.DataFrame.to_csv"), ("rita", "clinics", "allow", "pandas.DataFrame.to_csv")]
+    assert all(r["cell_id"] == "cell-write" for r in writes)
+    lineage = await audit(fetch_json, event_type="lineage")
+    assert [(r["action"], r["dataset"], r["target"].rsplit("/", 1)[-1], r["details"]["datasets"]) for r in lineage] == [
+        ("write", "patients", "mine.csv", ["patients"]), ("write", "clinics", "cities.csv", ["clinics"])]
+    assert not any("123-45-6789" in json.dumps(r) for r in writes + lineage)
+
+
+async def test_a_write_the_policy_refuses_writes_nothing(data, jp_fetch, jp_ws_fetch, fetch_json, guard_app):
+    """The purpose is dropped after the read: the write is decided under the kernel's purpose now,
+    refused with who/what/why/who-to-ask, and no file appears."""
+    async with running_kernel(jp_fetch, jp_ws_fetch) as (_, k):
+        await k.execute("%guard purpose treatment-research")
+        await k.execute("import pandas as pd\ndf = pd.read_csv('data/patients.csv')")
+        await k.execute("%guard purpose --clear")
+        res = await k.execute("df.to_csv('later.csv')", cell_id="cell-late")
+        assert res.reply["content"]["status"] == "error"
+        assert "patients" in res.text and "Dana Steward" in res.text
+        assert not (data / "later.csv").exists()
+    (rec,) = await audit(fetch_json, event_type="write")
+    assert rec["decision"] == "deny" and rec["cell_id"] == "cell-late"
+    assert not await audit(fetch_json, event_type="lineage")
