@@ -78,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("-o", "--output", default="-", help="file (default: stdout)")
     ex.set_defaults(func=cmd_audit_export)
 
+    lin = sub.add_parser("lineage", parents=[common],
+                         help="where a file came from: the copies, renames and frame writes that made it governed")
+    lin.add_argument("path", help="the file (as the server sees it: absolute, or relative to --root)")
+    lin.add_argument("--root", default=None, help="the server's root_dir for a relative path (default: cwd)")
+    lin.add_argument("--json", action="store_true", help="the lineage records as JSON lines")
+    lin.set_defaults(func=cmd_lineage)
+
     add_credentials_commands(sub)
 
     demo = sub.add_parser("demo", help="make a synthetic workspace and open JupyterLab on it")
@@ -166,6 +173,56 @@ def open_audit_log(args):
     if args.keyring_backend:
         return open_existing_log(db, provider=KeyringProvider(backend=args.keyring_backend), key_name=args.key_name)
     return open_existing_log(db, key_file=args.key_file or default_key_file(args.audit_dir), key_name=args.key_name)
+
+
+def cmd_lineage(args) -> int:
+    """Follow a file's ``lineage`` records back: each step names who made it from what, and when."""
+    from .audit import AuditQuery
+
+    root = os.path.abspath(args.root or os.getcwd())
+
+    def spelled(path: str) -> str:  # as the server records it: absolute, symlinks resolved
+        return os.path.realpath(path if os.path.isabs(path) else os.path.join(root, path))
+
+    log = open_audit_log(args)
+    try:
+        records = log.query(AuditQuery(event_type="lineage", limit=None))
+    finally:
+        log.close()
+    by_target: dict[str, list] = {}
+    for rec in records:
+        e = rec.event
+        for t in {e.target, spelled(e.target)} if e.target else ():
+            by_target.setdefault(t, []).append(rec)
+    chain, seen, todo = [], set(), [spelled(args.path)]
+    while todo:
+        target = todo.pop()
+        for rec in by_target.get(target, ()):
+            if rec.seq in seen:
+                continue
+            seen.add(rec.seq)
+            chain.append(rec)
+            e = rec.event
+            src = (e.details or {}).get("from")
+            if isinstance(src, str) and e.action in ("copy", "rename"):
+                todo.append(spelled(src))
+    if not chain:
+        print(f"no lineage recorded for {args.path}: not made from governed data through the server or a kernel",
+              file=sys.stderr)
+        return 1
+    chain.sort(key=lambda r: r.seq)
+    for rec in chain:
+        e = rec.event
+        if args.json:
+            print(json.dumps(rec.to_dict(), sort_keys=True))
+            continue
+        made = {"copy": "copied from", "rename": "renamed from", "write": "written from"}.get(e.action, f"{e.action} of")
+        what = ", ".join((e.details or {}).get("datasets") or []) or (e.details or {}).get("from")
+        via = (e.details or {}).get("writer")
+        print(f"{rec.time}  {e.target}: {made} {what}" + (f" ({via})" if via else "")
+              + f" by {e.user}; governed as {e.dataset} ({e.label})" + (f", cell {e.cell_id}" if e.cell_id else "")
+              + f"  [record {rec.seq}]")
+    return 0
 
 
 def cmd_audit_verify(args) -> int:

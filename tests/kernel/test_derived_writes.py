@@ -32,7 +32,8 @@ async def audit(fetch_json, **params) -> list[dict]:
     return page["records"]
 
 
-async def test_a_file_written_from_a_governed_frame_is_governed_as_its_source(data, jp_fetch, jp_ws_fetch, fetch_json):
+async def test_a_file_written_from_a_governed_frame_is_governed_as_its_source(data, jp_fetch, jp_ws_fetch, fetch_json,
+                                                                                audit_dir, capsys):
     async with running_kernel(jp_fetch, jp_ws_fetch) as (_, k):
         await k.execute("%guard purpose treatment-research")
         res = await k.execute(
@@ -70,6 +71,18 @@ async def test_a_file_written_from_a_governed_frame_is_governed_as_its_source(da
     assert [(r["action"], r["dataset"], r["target"].rsplit("/", 1)[-1], r["details"]["datasets"]) for r in lineage] == [
         ("write", "patients", "mine.csv", ["patients"]), ("write", "clinics", "cities.csv", ["clinics"])]
     assert not any("123-45-6789" in json.dumps(r) for r in writes + lineage)
+
+    # the steward renames it in the file browser: still governed, and the lineage follows it back
+    await jp_fetch("api", "contents", "mine.csv", method="PATCH", headers=auth("tok-dana"),
+                   body=json.dumps({"path": "renamed.csv"}))
+    from jupyter_guard.cli import main
+
+    assert main(["lineage", "renamed.csv", "--root", str(data), "--audit-dir", str(audit_dir)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2
+    assert "mine.csv: written from patients (pandas.DataFrame.to_csv) by rita; governed as patients" in out[0]
+    assert "renamed.csv: renamed from mine.csv by dana; governed as patients" in out[1]
+    assert main(["lineage", "free.csv", "--root", str(data), "--audit-dir", str(audit_dir)]) == 1
 
 
 async def test_a_write_the_policy_refuses_writes_nothing(data, jp_fetch, jp_ws_fetch, fetch_json, guard_app):
