@@ -265,12 +265,37 @@ class _FrameRedaction:
             return {k: self.frame(v, report=True) for k, v in result.items()}  # read_excel(sheet_name=None)
         if isinstance(result, list) and pd is not None and all(isinstance(v, pd.DataFrame) for v in result):
             return [self.frame(v, report=True) for v in result]  # read_html
+        if _is_dask_frame(result):
+            return self.partitions(result)
         if hasattr(result, "__next__") or hasattr(result, "get_chunk"):
             for target, d in self.governed:
                 self.guard.report(read_entry(d, self.reader, target, rows=None, chunked=True))
             return RedactingChunks(result, self)
         self.refuse(f"{self.reader} returned a {type(result).__name__}, and only pandas DataFrames can be "
                     "redacted; read it as a DataFrame")
+
+    def partitions(self, ddf: Any) -> Any:
+        """A Dask frame: the same column rules, applied per partition on the workers, lazily.
+        Nothing unredacted is handed back: every partition passes through the redaction."""
+        columns = self.match(ddf)  # the frame's columns are known before anything is computed
+        try:
+            with governed():
+                from ..redaction.frame import PartitionRedaction
+
+                red = self.guard.redactor()
+                redact = PartitionRedaction(columns, pseudonym_key=red.pseudonym_key, ner_model=self.guard.ner_model)
+                out = ddf.map_partitions(redact, meta=redact(ddf._meta))
+        except GuardDenied:
+            raise
+        except Exception as e:  # an encrypt rule, a meta that cannot be built: never return it unredacted
+            self.refuse(f"it cannot be redacted per partition ({type(e).__name__}: {e})")
+        for target, d in self.governed:
+            entry = read_entry(d, self.reader, target, rows=None)
+            entry["note"] = "redacted per partition on the workers, as they compute"
+            if d.get("effect") == "redact":
+                entry["columns"] = {c["name"]: c.get("rule") for c in columns}
+            self.guard.report(entry)
+        return out
 
     def frame(self, df: Any, *, report: bool) -> Any:
         columns = self.match(df)
@@ -412,6 +437,10 @@ def sources_of(frame: Any) -> list[str]:
     attrs = getattr(frame, "attrs", None)
     found = attrs.get(SOURCES) if isinstance(attrs, dict) else None
     return [str(n) for n in found] if isinstance(found, (list, tuple)) else []
+
+
+def _is_dask_frame(value: Any) -> bool:
+    return type(value).__module__.startswith("dask") and hasattr(value, "map_partitions") and hasattr(value, "_meta")
 
 
 def _pandas():

@@ -82,6 +82,16 @@ PANDAS_FRAME_WRITERS = {
     "to_hdf": ("path_or_buf", 0),
     "to_xml": ("path_or_buffer", 0),
 }
+#: dask.dataframe readers (lazy frames): decided in the kernel, redacted per partition on the workers
+DASK_FILE_READERS = {
+    "read_csv": ("urlpath", 0),
+    "read_table": ("urlpath", 0),
+    "read_fwf": ("urlpath", 0),
+    "read_parquet": ("path", 0),
+    "read_json": ("url_path", 0),
+    "read_orc": ("path", 0),
+    "read_hdf": ("pattern", 0),
+}
 PYARROW_READERS = {"pyarrow.csv": {"read_csv": ("input_file", 0)}, "pyarrow.parquet": {"read_table": ("source", 0)}}
 
 #: the open() hook never asks about these (documented in docs/admin-guide.md "Kernel guard")
@@ -188,7 +198,8 @@ class Hooks:
         self.active = True
         self._skip_prefixes = _skip_prefixes(self.guard.shell)
         watch = {"pandas": self.patch_pandas, "polars": self.patch_polars,
-                 "pyarrow.csv": self.patch_pyarrow, "pyarrow.parquet": self.patch_pyarrow}
+                 "pyarrow.csv": self.patch_pyarrow, "pyarrow.parquet": self.patch_pyarrow,
+                 "dask.dataframe": self.patch_dask}
         for name, patch in watch.items():
             if name in sys.modules:
                 patch(sys.modules[name])
@@ -213,7 +224,7 @@ class Hooks:
 
     def status(self) -> dict[str, str]:
         out = {}
-        for mod in ("pandas", "polars", "pyarrow.csv", "pyarrow.parquet"):
+        for mod in ("pandas", "polars", "pyarrow.csv", "pyarrow.parquet", "dask.dataframe"):
             n = sum(1 for m, _, _ in self.patched if getattr(m, "__name__", "") == mod)
             idle = "not imported yet (wrapped on import)" if self.active else "off"
             out[mod] = f"{n} readers wrapped" if n else idle
@@ -251,6 +262,9 @@ class Hooks:
         self._wrap_files(pl, POLARS_FILE_READERS, "polars", pandas=False)
         self._wrap(pl, "read_database",
                    lambda orig: self._sql_reader(orig, "polars.read_database", "query", "connection", False))
+
+    def patch_dask(self, dd: Any) -> None:
+        self._wrap_files(dd, DASK_FILE_READERS, "dask.dataframe", pandas=True)
 
     def patch_pyarrow(self, module: Any) -> None:
         self._wrap_files(module, PYARROW_READERS.get(module.__name__, {}), module.__name__, pandas=False)

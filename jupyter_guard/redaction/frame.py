@@ -267,3 +267,44 @@ def redact_frame(df: pd.DataFrame, columns: Sequence[Mapping], *, detector=None,
     return Redactor(detector, pseudonym_key=pseudonym_key, public_key_pem=public_key_pem).redact_frame(
         df, columns, chunk_rows=chunk_rows
     )
+
+
+class PartitionRedaction:
+    """The column rules of one governed read, applied to each partition of a distributed frame
+    (Dask's ``map_partitions``) on the worker that holds it.
+
+    Picklable: it carries the rules and the keys, and builds its Redactor (and Presidio) once
+    per worker process. The pseudonyms are the pandas path's (same key, same operator), so a
+    join across engines works. ``encrypt`` is refused: each partition would wrap its own data
+    key, and none of them would reach the audit record.
+    """
+
+    _redactors: dict = {}  # per process: (key digest, ner model) -> Redactor
+
+    def __init__(self, columns: Sequence[Mapping], *, pseudonym_key: bytes | None, ner_model: str | None):
+        self.columns = [dict(c) for c in columns]
+        if any((c.get("rule") or "") == "encrypt" for c in self.columns):
+            raise RedactionError("an `encrypt` column rule cannot be applied per partition (each partition would "
+                                 "wrap its own key); read this dataset with pandas")
+        self.pseudonym_key = pseudonym_key
+        self.ner_model = ner_model
+
+    def redactor(self) -> Redactor:
+        import hashlib
+
+        key = (hashlib.sha256(self.pseudonym_key or b"").hexdigest(), self.ner_model)
+        red = PartitionRedaction._redactors.get(key)
+        if red is None:
+            scans = any((c.get("rule") or ("scan" if c.get("entity") == "FREE_TEXT" else "")) == "scan"
+                        for c in self.columns)
+            detector = None
+            if scans:  # Presidio only where a rule scans text
+                from .detector import Detector
+
+                detector = Detector(ner_model=self.ner_model)
+            red = PartitionRedaction._redactors[key] = Redactor(detector, pseudonym_key=self.pseudonym_key)
+        return red
+
+    def __call__(self, partition: pd.DataFrame) -> pd.DataFrame:
+        out, _ = self.redactor().redact_frame(partition, self.columns)
+        return out
