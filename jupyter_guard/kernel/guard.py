@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import os
 import threading
 from typing import Any
@@ -267,6 +268,8 @@ class _FrameRedaction:
             return [self.frame(v, report=True) for v in result]  # read_html
         if _is_dask_frame(result):
             return self.partitions(result)
+        if _is_spark_frame(result):
+            return self.spark(result)
         if hasattr(result, "__next__") or hasattr(result, "get_chunk"):
             for target, d in self.governed:
                 self.guard.report(read_entry(d, self.reader, target, rows=None, chunked=True))
@@ -294,6 +297,47 @@ class _FrameRedaction:
             entry["note"] = "redacted per partition on the workers, as they compute"
             if d.get("effect") == "redact":
                 entry["columns"] = {c["name"]: c.get("rule") for c in columns}
+            self.guard.report(entry)
+        return out
+
+    def spark(self, sdf: Any) -> Any:
+        """A Spark frame: the column rules applied to each Arrow batch on the executors
+        (``mapInPandas``), lazily. Redacted columns become strings; a ruled column that is not
+        in the frame (a CSV read without ``header=True`` names them _c0, _c1...) is refused."""
+        columns = self.match(sdf)
+        missing = getattr(self, "missing", [])
+        if missing and any(re.fullmatch(r"_c\d+", str(c)) for c in sdf.columns):  # Spark's names for no header
+            self.refuse(f"the catalog's redacted column(s) {', '.join(missing)} are not in this Spark frame "
+                        f"(its columns: {', '.join(map(str, sdf.columns[:20]))}); read with the file's header "
+                        "(header=True) so they can be found")
+        try:
+            with governed():
+                from pyspark.sql.types import StringType, StructField, StructType
+
+                from ..redaction.frame import PartitionRedaction
+
+                red = self.guard.redactor()
+                redact = PartitionRedaction(columns, pseudonym_key=red.pseudonym_key, ner_model=self.guard.ner_model)
+                ruled = {c["name"]: c.get("rule") or "mask" for c in columns}
+                schema = StructType([
+                    StructField(f.name, StringType(), True) if ruled.get(f.name, "keep") != "keep" else f
+                    for f in sdf.schema.fields if ruled.get(f.name) != "drop"
+                ])
+
+                def batches(frames, redact=redact):
+                    for frame in frames:
+                        yield redact(frame)
+
+                out = sdf.mapInPandas(batches, schema)
+        except GuardDenied:
+            raise
+        except Exception as e:  # never hand back a frame that would compute unredacted
+            self.refuse(f"it cannot be redacted on the executors ({type(e).__name__}: {e})")
+        for target, d in self.governed:
+            entry = read_entry(d, self.reader, target, rows=None)
+            entry["note"] = "redacted per batch on the executors, as they compute"
+            if d.get("effect") == "redact":
+                entry["columns"] = dict(ruled)
             self.guard.report(entry)
         return out
 
@@ -331,7 +375,8 @@ class _FrameRedaction:
             for h in by_lower.get(out_name, []):
                 if not any(o["name"] == h for o in out):
                     out.append({**self.rules[source], "name": h})
-        index_names = {str(n).lower() for n in getattr(df.index, "names", []) if n is not None}
+        index = None if _is_spark_frame(df) else getattr(df, "index", None)  # Spark frames have no index
+        index_names = {str(n).lower() for n in getattr(index, "names", None) or [] if n is not None}
         in_index = sorted(r for r in self.rules if r.lower() in index_names)
         if in_index:
             self.refuse(f"the redacted column(s) {', '.join(in_index)} were read into the index "
@@ -437,6 +482,10 @@ def sources_of(frame: Any) -> list[str]:
     attrs = getattr(frame, "attrs", None)
     found = attrs.get(SOURCES) if isinstance(attrs, dict) else None
     return [str(n) for n in found] if isinstance(found, (list, tuple)) else []
+
+
+def _is_spark_frame(value: Any) -> bool:
+    return type(value).__module__.startswith("pyspark.sql") and hasattr(value, "mapInPandas")
 
 
 def _is_dask_frame(value: Any) -> bool:

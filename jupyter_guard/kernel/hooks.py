@@ -92,6 +92,11 @@ DASK_FILE_READERS = {
     "read_orc": ("path", 0),
     "read_hdf": ("pattern", 0),
 }
+#: pyspark DataFrameReader methods -> the argument naming what to read (after self); parquet and
+#: text take any number of paths
+SPARK_READERS = {"csv": "path", "json": "path", "orc": "path", "load": "path", "parquet": "*", "text": "*"}
+#: `SELECT * FROM csv.`/some/path`` in Spark SQL reads a file, not a table
+SPARK_FILE_FORMATS = ("csv", "json", "parquet", "orc", "text", "avro", "binaryfile", "delta")
 PYARROW_READERS = {"pyarrow.csv": {"read_csv": ("input_file", 0)}, "pyarrow.parquet": {"read_table": ("source", 0)}}
 
 #: the open() hook never asks about these (documented in docs/admin-guide.md "Kernel guard")
@@ -199,7 +204,7 @@ class Hooks:
         self._skip_prefixes = _skip_prefixes(self.guard.shell)
         watch = {"pandas": self.patch_pandas, "polars": self.patch_polars,
                  "pyarrow.csv": self.patch_pyarrow, "pyarrow.parquet": self.patch_pyarrow,
-                 "dask.dataframe": self.patch_dask}
+                 "dask.dataframe": self.patch_dask, "pyspark.sql": self.patch_spark}
         for name, patch in watch.items():
             if name in sys.modules:
                 patch(sys.modules[name])
@@ -224,8 +229,9 @@ class Hooks:
 
     def status(self) -> dict[str, str]:
         out = {}
-        for mod in ("pandas", "polars", "pyarrow.csv", "pyarrow.parquet", "dask.dataframe"):
-            n = sum(1 for m, _, _ in self.patched if getattr(m, "__name__", "") == mod)
+        for mod in ("pandas", "polars", "pyarrow.csv", "pyarrow.parquet", "dask.dataframe", "pyspark.sql"):
+            n = sum(1 for m, _, _ in self.patched
+                    if (m.__name__ if isinstance(m, type(sys)) else getattr(m, "__module__", "")).startswith(mod))
             idle = "not imported yet (wrapped on import)" if self.active else "off"
             out[mod] = f"{n} readers wrapped" if n else idle
         return out
@@ -265,6 +271,16 @@ class Hooks:
 
     def patch_dask(self, dd: Any) -> None:
         self._wrap_files(dd, DASK_FILE_READERS, "dask.dataframe", pandas=True)
+
+    def patch_spark(self, module: Any) -> None:
+        from pyspark.sql.readwriter import DataFrameReader
+        from pyspark.sql.session import SparkSession
+
+        for name, arg in SPARK_READERS.items():
+            self._wrap(DataFrameReader, name, lambda orig, n=name, a=arg: self._spark_reader(orig, n, a))
+        self._wrap(DataFrameReader, "table", lambda orig: self._spark_table(orig, "pyspark.DataFrameReader.table"))
+        self._wrap(SparkSession, "table", lambda orig: self._spark_table(orig, "pyspark.SparkSession.table"))
+        self._wrap(SparkSession, "sql", self._spark_sql)
 
     def patch_pyarrow(self, module: Any) -> None:
         self._wrap_files(module, PYARROW_READERS.get(module.__name__, {}), module.__name__, pandas=False)
@@ -320,6 +336,71 @@ class Hooks:
                 _refuse_non_pandas(guard, targets, decisions, reader)
             with governed():
                 result = original(*args, **kwargs)
+            return guard.apply(result, targets, decisions, reader, kwargs, lineage)
+
+        return wrapper
+
+    # pyspark: decided in the driver (this kernel), redacted on the executors
+
+    def _spark_reader(self, original: Callable, name: str, arg: str) -> Callable:
+        guard, reader = self.guard, f"pyspark.DataFrameReader.{name}"
+
+        def wrapper(spark_reader: Any, *args: Any, **kwargs: Any) -> Any:
+            __tracebackhide__ = True
+            if not self.active or inside():
+                return original(spark_reader, *args, **kwargs)
+            value = list(args) if arg == "*" else _arg(args, kwargs, arg, 0)
+            targets = targets_of(value)
+            with governed():
+                targets = expand(targets)
+            if not targets:
+                return original(spark_reader, *args, **kwargs)
+            decisions = guard.decide_all(targets, reader)
+            with governed():
+                result = original(spark_reader, *args, **kwargs)
+            return guard.apply(result, targets, decisions, reader, kwargs)
+
+        return wrapper
+
+    def _spark_table(self, original: Callable, reader: str) -> Callable:
+        guard = self.guard
+
+        def wrapper(owner: Any, *args: Any, **kwargs: Any) -> Any:
+            __tracebackhide__ = True
+            if not self.active or inside():
+                return original(owner, *args, **kwargs)
+            from .sql import table_name
+
+            with governed():
+                info = _spark_connection(owner)
+                targets = [(table_name(_arg(args, kwargs, "tableName", 0), info), "table")]
+            decisions = guard.decide_all(targets, reader)
+            with governed():
+                result = original(owner, *args, **kwargs)
+            return guard.apply(result, targets, decisions, reader, kwargs)
+
+        return wrapper
+
+    def _spark_sql(self, original: Callable) -> Callable:
+        guard, reader = self.guard, "pyspark.SparkSession.sql"
+
+        def wrapper(session: Any, *args: Any, **kwargs: Any) -> Any:
+            __tracebackhide__ = True
+            if not self.active or inside():
+                return original(session, *args, **kwargs)
+            from .sql import sql_tables
+
+            query = _arg(args, kwargs, "sqlQuery", 0)
+            with governed():
+                info = _spark_connection(session)
+                lineage = sql_tables(query, info)
+                files = _spark_sql_files(lineage)
+            targets = [(t, "table") for t in lineage.targets if not _is_file_table(t, info)] + files
+            if not targets:
+                return original(session, *args, **kwargs)
+            decisions = guard.decide_all(targets, reader)
+            with governed():
+                result = original(session, *args, **kwargs)
             return guard.apply(result, targets, decisions, reader, kwargs, lineage)
 
         return wrapper
@@ -390,6 +471,35 @@ class Hooks:
             )
         self.guard.report(_open_entry(decision, target, refused=True))
         raise GuardDenied(refusal_message(decision), decision=decision)
+
+
+def _spark_connection(owner: Any):
+    """The Spark session's current catalog and database, as the SQL module names tables."""
+    from .sql import Connection
+
+    session = getattr(owner, "sparkSession", None) or getattr(owner, "_spark", None) or owner
+    try:
+        catalog, database = session.catalog.currentCatalog(), session.catalog.currentDatabase()
+    except Exception:  # noqa: BLE001 - an older Spark: its defaults
+        catalog, database = "spark_catalog", "default"
+    return Connection(catalog, database, "spark")
+
+
+def _is_file_table(target: str, info: Any) -> bool:
+    parts = target.split(".", 2)
+    return len(parts) == 3 and parts[1].lower() in SPARK_FILE_FORMATS and parts[0] == info.database
+
+
+def _spark_sql_files(lineage: Any) -> list[tuple[str, str]]:
+    """The files a Spark SQL query reads directly (`FROM csv.`path``), as path targets."""
+    from sqlglot import exp
+
+    out = []
+    for stmt in lineage.statements:
+        for table in stmt.find_all(exp.Table):
+            if table.db and table.db.lower() in SPARK_FILE_FORMATS and not table.catalog and table.name:
+                out.extend(targets_of(table.name))
+    return expand(out)
 
 
 def _open_entry(decision: dict, target: str, refused: bool = False) -> dict:
