@@ -85,7 +85,7 @@ def _psycopg():
         import psycopg
     except ImportError:  # pragma: no cover - psycopg is a dependency of this store
         raise AuditUnavailable(
-            "the PostgreSQL audit store needs psycopg 3: pip install 'psycopg[binary]'"
+            "the PostgreSQL audit store needs psycopg 3: pip install 'jupyter_guard[postgres]'"
         ) from None
     return psycopg
 
