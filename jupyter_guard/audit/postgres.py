@@ -251,11 +251,22 @@ class PostgresAuditStore(AuditStore):
             raise self._unavailable(exc, doing) from None
         return conn
 
+    def _tables_exist(self, conn) -> bool:
+        found = conn.execute(
+            "SELECT to_regclass(%s), to_regclass(%s), to_regclass(%s)",
+            (self.table, self.table + "_head", self.table + "_meta"),
+        ).fetchone()
+        return None not in found
+
     def _create_schema(self, conn) -> None:
+        """Create the tables and indexes unless they exist (then nothing is asked of the role
+        but SELECT/INSERT on the table and SELECT/UPDATE on the head row)."""
         psycopg = _psycopg()
         S = psycopg.sql.SQL
         try:
             with conn.transaction():
+                if self._tables_exist(conn):
+                    return
                 # CREATE ... IF NOT EXISTS races between processes; one at a time
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
                 conn.execute(
@@ -315,11 +326,7 @@ class PostgresAuditStore(AuditStore):
         psycopg = _psycopg()
         try:
             with conn.transaction():
-                found = conn.execute(
-                    "SELECT to_regclass(%s), to_regclass(%s), to_regclass(%s)",
-                    (self.table, self.table + "_head", self.table + "_meta"),
-                ).fetchone()
-                if None in found:
+                if not self._tables_exist(conn):
                     raise AuditUnavailable(
                         f"{self.describe()} is unavailable (opening): the table does not exist "
                         "or is not an audit store (a read-only store never creates it)"

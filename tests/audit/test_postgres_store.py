@@ -372,3 +372,29 @@ async def test_the_server_records_decisions_in_postgres(fetch_json, guard_app, p
     verify = await fetch_json("jupyter-guard", "api", "audit", "verify", token="tok-dana")
     assert verify["ok"] is True and verify["checked"] >= 1
     assert (audit_dir / "audit.key").exists() and not (audit_dir / "audit.sqlite").exists()
+
+
+def test_a_writer_role_without_update_or_delete_appends_but_cannot_rewrite(pg_db, table, db):
+    """The deployment the admin guide recommends: the servers' role may only add records."""
+    PostgresAuditStore(dsn=pg_db, table=table).close()  # created by the owner
+    role = f"jg_writer_{secrets.token_hex(4)}"
+    ident = sql.Identifier
+    dbname = psycopg.conninfo.conninfo_to_dict(pg_db)["dbname"]
+    db.execute(sql.SQL("CREATE ROLE {} LOGIN").format(ident(role)))
+    try:
+        db.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(ident(dbname), ident(role)))
+        db.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(ident(role)))
+        db.execute(sql.SQL("GRANT SELECT, INSERT ON {} TO {}").format(ident(table), ident(role)))
+        db.execute(sql.SQL("GRANT SELECT, UPDATE ON {} TO {}").format(ident(table + "_head"), ident(role)))
+        db.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(ident(table + "_meta"), ident(role)))
+        writer_dsn = _dsn(dbname=dbname, user=role)
+        with open_log(writer_dsn, table) as log:
+            assert [log.append(event(i)).seq for i in range(5)] == [1, 2, 3, 4, 5]
+            assert log.verify().ok
+        with psycopg.connect(writer_dsn, autocommit=True) as con:
+            for stmt in ("UPDATE {} SET \"user\" = 'x'", "DELETE FROM {}"):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    con.execute(sql.SQL(stmt).format(ident(table)))
+    finally:
+        db.execute(sql.SQL("DROP OWNED BY {}").format(ident(role)))
+        db.execute(sql.SQL("DROP ROLE {}").format(ident(role)))
