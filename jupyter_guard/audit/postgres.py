@@ -64,7 +64,7 @@ from urllib.parse import quote
 
 from traitlets import Bool, Float, Int, Unicode
 
-from ..errors import AuditUnavailable
+from ..errors import AuditError, AuditUnavailable
 from .chain import COLUMN_FIELDS, VerifyRow, no_gc, record_from_row
 from .model import AuditQuery, AuditRecord, parse_time
 from .store import AuditStore, Seal
@@ -127,11 +127,11 @@ class PostgresAuditStore(AuditStore):
         super().__init__(**kwargs)
         psycopg = _psycopg()
         if not _NAME.match(self.table):
-            raise ValueError(
+            raise AuditError(
                 f"PostgresAuditStore.table {self.table!r} is not a plain lower-case [schema.]name"
             )
         if self.dsn and self.dsn_file:
-            raise ValueError("give PostgresAuditStore.dsn or .dsn_file, not both")
+            raise AuditError("give c.PostgresAuditStore.dsn or .dsn_file, not both")
         conninfo = self.dsn
         if self.dsn_file:
             try:
@@ -143,7 +143,7 @@ class PostgresAuditStore(AuditStore):
                     f"({exc.strerror or exc})"
                 ) from None
         if not conninfo:
-            raise ValueError("PostgresAuditStore needs a dsn or a dsn_file")
+            raise AuditError("the PostgreSQL audit store needs c.PostgresAuditStore.dsn or .dsn_file")
         try:
             params = psycopg.conninfo.conninfo_to_dict(conninfo)
         except psycopg.Error:
