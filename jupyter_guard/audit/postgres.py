@@ -370,59 +370,69 @@ class PostgresAuditStore(AuditStore):
         if not batch:
             return []
         psycopg = _psycopg()
-        S = psycopg.sql.SQL
         with self._write_lock:
-            self._write_conn = conn = self._live(self._write_conn, "appending")
-            sealed: list[Any] = []
-            committing = False
-            try:
-                with conn.transaction():
-                    conn.execute(
-                        S("SET LOCAL lock_timeout = {}").format(
-                            psycopg.sql.Literal(f"{int(self.lock_timeout * 1000)}ms")
-                        )
-                    )
-                    head = conn.execute(
-                        S("SELECT seq, mac FROM {} WHERE id = 1 FOR UPDATE").format(self._head)
-                    ).fetchone()
-                    row = conn.execute(
-                        S("SELECT seq, mac FROM {} ORDER BY seq DESC LIMIT 1").format(self._t)
-                    ).fetchone()
-                    seq, prev = (row[0], bytes(row[1])) if row else (0, None)
-                    if head is None or head[0] != seq or (head[1] and bytes(head[1]) != prev):
-                        raise AuditUnavailable(
-                            f"{self.describe()} refuses to append: the table ends at record {seq} "
-                            f"but its head row names record {head[0] if head else '?'}; records "
-                            "were deleted (truncation) or the head row was edited. Run "
-                            "`jupyter guard audit verify`."
-                        )
-                    for item in batch:
-                        seq += 1
-                        s = seal(seq, prev, item)
-                        prev = s.mac
-                        sealed.append(s)
-                    with conn.cursor() as cur:
-                        cur.executemany(
-                            S(
-                                "INSERT INTO {} (seq, " + _COLUMNS + ", payload, prev_mac, mac) "
-                                "VALUES (" + ", ".join(["%s"] * (len(COLUMN_FIELDS) + 4)) + ")"
-                            ).format(self._t),
-                            [
-                                (s.record.seq, *s.columns, s.payload, s.prev_mac, s.mac)
-                                for s in sealed
-                            ],
-                        )
-                    conn.execute(
-                        S("UPDATE {} SET seq = %s, mac = %s WHERE id = 1").format(self._head),
-                        (seq, prev),
-                    )
-                    committing = True
-                # committed (synchronous_commit = on: flushed on the server)
-            except psycopg.Error as exc:
-                if committing and sealed and self._committed_anyway(sealed[-1]):
-                    return [s.record for s in sealed]
-                raise self._unavailable(exc, "appending") from None
-            return [s.record for s in sealed]
+            for attempt in (1, 2):
+                fresh = self._write_conn is None or self._write_conn.closed or self._write_conn.broken
+                self._write_conn = conn = self._live(self._write_conn, "appending")
+                state = {"committing": False, "sealed": []}
+                try:
+                    return self._append_once(conn, batch, seal, state)
+                except psycopg.Error as exc:
+                    sealed = state["sealed"]
+                    if state["committing"] and sealed and self._committed_anyway(sealed[-1]):
+                        return [s.record for s in sealed]
+                    # A connection that died while idle (server restart, idle timeout, failover)
+                    # is only noticed on first use; nothing was committed: once more, anew.
+                    if attempt == 1 and not fresh and not state["committing"] and conn.broken:
+                        self.log.warning("%s: the connection was lost; reconnecting", self.describe())
+                        continue
+                    raise self._unavailable(exc, "appending") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _append_once(self, conn, batch: Sequence[Any], seal: Seal, state: dict) -> list[AuditRecord]:
+        psycopg = _psycopg()
+        S = psycopg.sql.SQL
+        sealed = state["sealed"]
+        with conn.transaction():
+            conn.execute(
+                S("SET LOCAL lock_timeout = {}").format(
+                    psycopg.sql.Literal(f"{int(self.lock_timeout * 1000)}ms")
+                )
+            )
+            head = conn.execute(
+                S("SELECT seq, mac FROM {} WHERE id = 1 FOR UPDATE").format(self._head)
+            ).fetchone()
+            row = conn.execute(
+                S("SELECT seq, mac FROM {} ORDER BY seq DESC LIMIT 1").format(self._t)
+            ).fetchone()
+            seq, prev = (row[0], bytes(row[1])) if row else (0, None)
+            if head is None or head[0] != seq or (head[1] and bytes(head[1]) != prev):
+                raise AuditUnavailable(
+                    f"{self.describe()} refuses to append: the table ends at record {seq} "
+                    f"but its head row names record {head[0] if head else '?'}; records "
+                    "were deleted (truncation) or the head row was edited. Run "
+                    "`jupyter guard audit verify`."
+                )
+            for item in batch:
+                seq += 1
+                s = seal(seq, prev, item)
+                prev = s.mac
+                sealed.append(s)
+            with conn.cursor() as cur:
+                cur.executemany(
+                    S(
+                        "INSERT INTO {} (seq, " + _COLUMNS + ", payload, prev_mac, mac) "
+                        "VALUES (" + ", ".join(["%s"] * (len(COLUMN_FIELDS) + 4)) + ")"
+                    ).format(self._t),
+                    [(s.record.seq, *s.columns, s.payload, s.prev_mac, s.mac) for s in sealed],
+                )
+            conn.execute(
+                S("UPDATE {} SET seq = %s, mac = %s WHERE id = 1").format(self._head),
+                (seq, prev),
+            )
+            state["committing"] = True
+        # committed (synchronous_commit = on: flushed on the server)
+        return [s.record for s in sealed]
 
     def _committed_anyway(self, last: Any) -> bool:
         """After the connection failed during COMMIT: did the commit happen? (Then the batch
@@ -449,12 +459,17 @@ class PostgresAuditStore(AuditStore):
         self._check_open()
         psycopg = _psycopg()
         with self._read_lock:
-            self._read_conn = conn = self._live(self._read_conn, doing)
-            try:
-                with conn.transaction():
-                    return fn(conn)
-            except psycopg.Error as exc:
-                raise self._unavailable(exc, doing) from None
+            for attempt in (1, 2):
+                fresh = self._read_conn is None or self._read_conn.closed or self._read_conn.broken
+                self._read_conn = conn = self._live(self._read_conn, doing)
+                try:
+                    with conn.transaction():
+                        return fn(conn)
+                except psycopg.Error as exc:
+                    if attempt == 1 and not fresh and conn.broken:  # died while idle: once more
+                        continue
+                    raise self._unavailable(exc, doing) from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def tail(self) -> tuple[int, str] | None:
         S = _psycopg().sql.SQL

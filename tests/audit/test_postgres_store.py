@@ -398,3 +398,23 @@ def test_a_writer_role_without_update_or_delete_appends_but_cannot_rewrite(pg_db
     finally:
         db.execute(sql.SQL("DROP OWNED BY {}").format(ident(role)))
         db.execute(sql.SQL("DROP ROLE {}").format(ident(role)))
+
+
+def test_connections_lost_while_idle_are_reopened(pg_db, table, db):
+    """A database restart or failover kills idle connections: the next append and query
+    reconnect instead of refusing a governed action."""
+    with open_log(pg_db, table) as log:
+        log.append(event(0))
+        assert log.query(AuditQuery())
+        store = log.store
+        pids = [store._write_conn.info.backend_pid, store._read_conn.info.backend_pid]
+        for pid in pids:
+            assert db.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]
+        deadline = time.monotonic() + 10
+        while db.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,)).fetchone()[0]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert log.append(event(1)).seq == 2
+        assert [r.seq for r in log.query(AuditQuery())] == [1, 2]
+        assert store._write_conn.info.backend_pid not in pids and store._read_conn.info.backend_pid not in pids
+        assert log.verify().ok
