@@ -17,6 +17,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -310,6 +311,13 @@ def test_the_password_never_shows(pg_db, table, tmp_path, caplog):
     with pytest.raises(AuditUnavailable) as err:
         PostgresAuditStore(dsn=f"host=127.0.0.1 password={password} port", table=table)  # not a DSN
     assert password not in str(err.value) and "not a valid" in str(err.value)
+    odd = "s@cr:et/" + secrets.token_hex(4)  # in a URL DSN it is percent-quoted
+    params = psycopg.conninfo.conninfo_to_dict(PG_DSN)
+    url = (f"postgresql://{params.get('user', 'postgres')}:{quote(odd, safe='')}@{params.get('host', '127.0.0.1')}:"
+           f"{params.get('port', 5432)}/{quote(odd, safe='')}")
+    with pytest.raises(AuditUnavailable) as err:
+        PostgresAuditStore(dsn=url, table=table)
+    assert odd not in str(err.value) and quote(odd, safe="") not in str(err.value) and "does not exist" in str(err.value)
 
 
 def test_an_unreachable_server_is_audit_unavailable_naming_it(table):
