@@ -426,3 +426,23 @@ def test_connections_lost_while_idle_are_reopened(pg_db, table, db):
         assert [r.seq for r in log.query(AuditQuery())] == [1, 2]
         assert store._write_conn.info.backend_pid not in pids and store._read_conn.info.backend_pid not in pids
         assert log.verify().ok
+
+
+def test_iter_rows_streams_from_a_server_side_cursor(pg_db, table, db):
+    """A whole-chain walk fetches in pages from a named cursor: a million records never sit in
+    the client's memory at once."""
+    PostgresAuditStore(dsn=pg_db, table=table).close()
+    db.execute(sql.SQL(
+        "INSERT INTO {} SELECT s, 't', 'e', NULL, NULL, NULL, NULL, NULL, NULL, 'x'::bytea, 'p'::bytea, 'm'::bytea "
+        "FROM generate_series(1, 20000) s").format(sql.Identifier(table)))
+    store = PostgresAuditStore(dsn=pg_db, table=table, read_only=True)
+    try:
+        rows = store.iter_rows(1)
+        assert next(rows).seq == 1
+        activity = db.execute(
+            "SELECT query FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND query ILIKE 'FETCH%%'").fetchall()
+        assert activity and "FORWARD 4096" in activity[0][0].upper(), activity
+        assert sum(1 for _ in rows) == 19999
+    finally:
+        store.close()
