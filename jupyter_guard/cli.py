@@ -56,11 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="verify, query and export the audit log")
     asub = audit.add_subparsers(title="audit commands", metavar="COMMAND")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--audit-dir", default=default_audit_dir(), help="as c.GuardApp.audit_dir (default: %(default)s)")
+    common.add_argument("--config", default=None, metavar="FILE",
+                        help="the server's traitlets config file (e.g. jupyter_server_config.py): the store from "
+                             "c.GuardApp.audit_store_class and its section, the key from c.GuardApp.audit_key_*; "
+                             "the flags below override it")
+    common.add_argument("--store-class", default=None,
+                        help="as c.GuardApp.audit_store_class, e.g. jupyter_guard.audit.postgres.PostgresAuditStore")
+    common.add_argument("--dsn", default=None, help="as c.PostgresAuditStore.dsn (prefer --config, a password file or "
+                        "the PG* environment variables for a password)")
+    common.add_argument("--audit-dir", default=None, help=f"as c.GuardApp.audit_dir (default: {default_audit_dir()})")
     common.add_argument("--db", default=None, help="SQLite audit database (default: <audit-dir>/audit.sqlite)")
     common.add_argument("--key-file", default=None, help="audit key file (default: <audit-dir>/audit.key)")
     common.add_argument("--keyring-backend", default=None, help="as c.GuardApp.audit_key_keyring_backend")
-    common.add_argument("--key-name", default="audit-key", help="as c.GuardApp.audit_key_name")
+    common.add_argument("--key-name", default=None, help="as c.GuardApp.audit_key_name (default: audit-key)")
     filters = argparse.ArgumentParser(add_help=False)
     for name in QUERY_FIELDS:
         filters.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None)
@@ -77,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     ex.add_argument("-o", "--output", default="-", help="file (default: stdout)")
     ex.set_defaults(func=cmd_audit_export)
+    imp = asub.add_parser("import", parents=[common],
+                          help="append a verified (per-user) SQLite log to the target log, re-sealed under its key")
+    imp.add_argument("--from-db", required=True, metavar="OLD.sqlite", help="the SQLite audit database to import")
+    imp.add_argument("--from-key-file", required=True, metavar="OLD.key", help="the key that wrote it")
+    imp.set_defaults(func=cmd_audit_import)
 
     lin = sub.add_parser("lineage", parents=[common],
                          help="where a file came from: the copies, renames and frame writes that made it governed")
@@ -161,18 +174,101 @@ datasets:
 # -- audit -----------------------------------------------------------------------------------
 
 
-def open_audit_log(args):
-    """The audit log as the server configures it; never creates a key or a store."""
-    from .audit.existing import open_existing_log
-    from .credentials import KeyringProvider
-    from .paths import default_audit_db, default_key_file
+class _Settings:
+    """Where the audit log is, as the server would see it: flags over the config file over defaults."""
 
-    db = args.db or default_audit_db(args.audit_dir)
-    if not os.path.exists(db):
-        raise AuditError(f"no audit database at {db} (use --db or --audit-dir)")
-    if args.keyring_backend:
-        return open_existing_log(db, provider=KeyringProvider(backend=args.keyring_backend), key_name=args.key_name)
-    return open_existing_log(db, key_file=args.key_file or default_key_file(args.audit_dir), key_name=args.key_name)
+    def __init__(self, args):
+        from traitlets.config import Config
+
+        self.config = _load_config(args.config) if args.config else Config()
+        guard = self.config.get("GuardApp", {})
+        self.audit_dir = args.audit_dir or guard.get("audit_dir") or None
+        self.key_file = args.key_file or guard.get("audit_key_file") or None
+        self.keyring_backend = args.keyring_backend or guard.get("audit_key_keyring_backend") or None
+        self.key_name = args.key_name or guard.get("audit_key_name") or "audit-key"
+        self.store_class = _store_class(args.store_class or guard.get("audit_store_class"))
+        self.db = args.db
+        self.dsn = args.dsn
+
+    @property
+    def sqlite(self) -> bool:
+        from .audit import SQLiteAuditStore
+
+        return issubclass(self.store_class, SQLiteAuditStore)
+
+    def open_store(self, *, writable: bool):
+        from .paths import default_audit_db
+
+        kwargs: dict = {}
+        if self.sqlite:
+            section = self.config.get(self.store_class.__name__, {})
+            kwargs["path"] = self.db or section.get("path") or default_audit_db(self.audit_dir)
+            if not os.path.exists(kwargs["path"]) and not writable:
+                raise AuditError(f"no audit database at {kwargs['path']} (use --db, --audit-dir or --config)")
+        else:
+            if self.db:
+                raise AuditError(f"--db is for the SQLite store, not {self.store_class.__name__}")
+            if self.dsn:
+                kwargs["dsn"] = self.dsn
+            if not writable and "read_only" in self.store_class.class_trait_names():
+                kwargs["read_only"] = True  # never creates tables; the session refuses writes
+        try:
+            return self.store_class(config=self.config, **kwargs)
+        except ValueError as e:  # e.g. no DSN
+            raise AuditError(f"{self.store_class.__name__}: {e} (use --config or --dsn)") from None
+
+    def load_key(self, *, create: bool) -> bytes:
+        from .credentials import KeyringProvider, load_audit_key
+        from .paths import default_key_file
+
+        if self.keyring_backend:
+            return load_audit_key(provider=KeyringProvider(backend=self.keyring_backend), key_name=self.key_name,
+                                  create=create)
+        return load_audit_key(key_file=self.key_file or default_key_file(self.audit_dir), key_name=self.key_name,
+                              create=create)
+
+
+def _load_config(path: str):
+    from traitlets.config.loader import ConfigFileNotFound, PyFileConfigLoader
+
+    full = os.path.abspath(os.path.expanduser(path))
+    try:
+        return PyFileConfigLoader(os.path.basename(full), path=os.path.dirname(full)).load_config()
+    except ConfigFileNotFound:
+        raise AuditError(f"no config file at {full}") from None
+    except Exception as e:  # a config file is Python: report what broke, not a traceback
+        raise AuditError(f"cannot load the config file {full}: {type(e).__name__}: {e}") from None
+
+
+def _store_class(value):
+    from traitlets.utils.importstring import import_item
+
+    from .audit import AuditStore, SQLiteAuditStore
+
+    if value is None or value == "":
+        return SQLiteAuditStore
+    if isinstance(value, str):
+        try:
+            value = import_item(value)
+        except (ImportError, AttributeError, ValueError) as e:
+            raise AuditError(f"cannot import the audit store class {value!r}: {e}") from None
+    if not (isinstance(value, type) and issubclass(value, AuditStore)):
+        raise AuditError(f"{value!r} is not an audit store class (a subclass of AuditStore)")
+    return value
+
+
+def open_audit_log(args, *, writable: bool = False):
+    """The audit log as the server configures it; never creates a key, nor a store or tables."""
+    from .audit import AuditLog
+
+    settings = _Settings(args)
+    store = settings.open_store(writable=writable)
+    try:
+        key = settings.load_key(create=False)
+        return AuditLog(store, key)
+    except BaseException:
+        store.close()
+        raise
 
 
 def cmd_lineage(args) -> int:
@@ -287,6 +383,86 @@ def cmd_audit_export(args) -> int:
         n = export_records(_iter_all(log, args), args.format, out)
     if args.output != "-":
         print(f"exported {n} records to {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_audit_import(args) -> int:
+    """Verify the source; append its records in seq order to the target (re-sealed under the
+    target's key, each noting its origin in details.imported_from), then one ``audit_import``
+    record naming the source (a second import of the same file is refused); verify the target."""
+    import asyncio
+    import dataclasses
+
+    from .audit import AuditEvent, AuditLog, AuditQuery
+    from .audit.existing import open_existing_log
+
+    source_db = os.path.abspath(os.path.expanduser(args.from_db))
+    source = open_existing_log(source_db, key_file=args.from_key_file)
+    try:
+        checked = source.verify()
+        if not checked.ok:
+            print(f"refusing to import {source_db}: {checked}", file=sys.stderr)
+            return 1
+        settings = _Settings(args)
+        store = settings.open_store(writable=True)
+        if settings.sqlite and os.path.abspath(store.path) == source_db:
+            store.close()
+            raise AuditError("the source and the target are the same database")
+        try:
+            key = settings.load_key(create=store.tail() is None)  # as the server: a new key only for an empty store
+            target = AuditLog(store, key)
+        except BaseException:
+            store.close()
+            raise
+        try:
+            target.check_key()
+            done = [r for r in target.query(AuditQuery(event_type="audit_import", limit=None))
+                    if r.event.target == source_db]
+            if done:
+                print(f"refusing to import {source_db} again: the target already holds its records "
+                      f"(imported as records {done[-1].event.details.get('first')}..{done[-1].event.details.get('last')}, "
+                      f"marker record {done[-1].seq})", file=sys.stderr)
+                return 1
+            first = last = None
+            imported = 0
+
+            async def copy() -> None:
+                nonlocal first, last, imported
+                query = AuditQuery(limit=1000)
+                while True:  # only what was verified: records appended to the source since are not
+                    records = [r for r in source.query(query) if r.seq <= checked.checked]
+                    if not records:
+                        return
+                    events = []
+                    for r in records:
+                        details = dict(r.event.details)
+                        details["imported_from"] = {"source": source_db, "seq": r.seq, "time": r.time, "mac": r.mac}
+                        events.append(dataclasses.replace(r.event, details=details))
+                    # one group commit per page; enqueued in this order, so sealed in this order
+                    sealed = await asyncio.gather(*(target.append_async(e) for e in events))
+                    if any(b.seq <= a.seq for a, b in zip(sealed, sealed[1:])):  # pragma: no cover
+                        raise AuditError("import: records were sealed out of order")
+                    first = sealed[0].seq if first is None else first
+                    last = sealed[-1].seq
+                    imported += len(sealed)
+                    query.after_seq = records[-1].seq
+
+            asyncio.run(copy())
+            # the marker: what was imported, so a second import of the same file is refused
+            target.append(AuditEvent(event_type="audit_import", action="import", target=source_db, details={
+                "records": imported, "source_head_seq": checked.checked, "first": first, "last": last}))
+            result = target.verify()
+            where = target.store.describe()
+        finally:
+            target.close()
+    finally:
+        source.close()
+    span = f" as records {first}..{last}" if imported else ""
+    print(f"imported {imported} records (seq 1..{checked.checked}) from {source_db} into {where}{span}")
+    if not result.ok:
+        print(f"the target does not verify after the import: {result}", file=sys.stderr)
+        return 1
+    print(f"OK: target verified, {result.checked} records, chain intact")
     return 0
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import secrets
 import sqlite3
 import subprocess
 import sys
@@ -121,3 +123,122 @@ def test_audit_export_jsonl_and_csv(audit_log_dir, tmp_path, capsys):
 def test_audit_commands_on_a_missing_log_fail_clearly(tmp_path):
     out = run("audit", "query", "--audit-dir", str(tmp_path / "none"))
     assert out.returncode == 2 and "no audit database at" in out.stderr
+
+
+# -- the central PostgreSQL store (c.GuardApp.audit_store_class) -----------------------------
+
+PG_DSN = os.environ.get("JUPYTER_GUARD_TEST_PG") or "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+
+
+@pytest.fixture(scope="module")
+def pg_database():
+    """A fresh PostgreSQL database for these tests (dropped afterwards); its DSN. Fails, never
+    skips, when the server is unreachable."""
+    import psycopg
+    from psycopg import sql
+
+    try:
+        admin = psycopg.connect(PG_DSN, autocommit=True, connect_timeout=10)
+    except psycopg.Error as e:
+        pytest.fail(f"the PostgreSQL server for the tests is not reachable ({type(e).__name__}); "
+                    "start it or set JUPYTER_GUARD_TEST_PG")
+    name = f"jg_cli_{secrets.token_hex(4)}"
+    try:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        params = psycopg.conninfo.conninfo_to_dict(PG_DSN)
+        params["dbname"] = name
+        yield psycopg.conninfo.make_conninfo(**params)
+    finally:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.close()
+
+
+@pytest.fixture
+def pg_config(pg_database, tmp_path):
+    """A server config file selecting the PostgreSQL store (its own table) and a key file."""
+    table = f"audit_{secrets.token_hex(4)}"
+    cfg = tmp_path / "jupyter_server_config.py"
+    cfg.write_text(
+        "c = get_config()  # noqa\n"
+        "c.GuardApp.audit_store_class = 'jupyter_guard.audit.postgres.PostgresAuditStore'\n"
+        f"c.PostgresAuditStore.dsn = {pg_database!r}\n"
+        f"c.PostgresAuditStore.table = {table!r}\n"
+        f"c.GuardApp.audit_key_file = {str(tmp_path / 'central.key')!r}\n"
+    )
+    return cfg, pg_database, table
+
+
+def test_audit_verify_and_query_a_postgres_store_through_the_server_config(pg_config, capsys):
+    from jupyter_guard.audit.postgres import PostgresAuditStore
+
+    cfg, dsn, table = pg_config
+    key = load_audit_key(key_file=str(cfg.parent / "central.key"), provider=None, key_name="audit-key", create=True)
+    with AuditLog(PostgresAuditStore(dsn=dsn, table=table), key) as log:
+        for i in range(12):
+            log.append(AuditEvent(event_type="decision", user=("rita", "olaf")[i % 2], dataset="patients",
+                                  decision="deny" if i % 3 == 0 else "allow"))
+    out = run("audit", "verify", "--config", str(cfg))
+    assert out.returncode == 0, out.stderr
+    assert "OK: 12 records" in out.stdout
+    assert main(["audit", "query", "--config", str(cfg), "--user", "olaf", "--decision", "deny", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["seq"] for r in rows] == [i + 1 for i in range(12) if i % 2 and i % 3 == 0]
+    # --store-class and --dsn instead of a config file
+    assert main(["audit", "verify", "--store-class", "jupyter_guard.audit.postgres.PostgresAuditStore",
+                 "--dsn", f"{dsn} options='-c search_path=public'", "--key-file", str(cfg.parent / "central.key")]) == 2
+    assert "does not exist" in capsys.readouterr().err  # the default table is not this test's table
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(dsn, autocommit=True) as con:
+        con.execute(sql.SQL("UPDATE {} SET decision = 'allow' WHERE seq = 4").format(sql.Identifier(table)))
+    out = run("audit", "verify", "--config", str(cfg))
+    assert out.returncode == 1 and "TAMPERED: record 4" in out.stderr, out.stderr
+
+
+def test_audit_import_moves_a_verified_sqlite_log_into_postgres(audit_log_dir, pg_config, capsys):
+    from jupyter_guard.audit import AuditQuery
+    from jupyter_guard.audit.postgres import PostgresAuditStore
+
+    cfg, dsn, table = pg_config
+    src = audit_log_dir / "audit.sqlite"
+    out = run("audit", "import", "--config", str(cfg), "--from-db", str(src), "--from-key-file",
+              str(audit_log_dir / "audit.key"))
+    assert out.returncode == 0, out.stderr
+    assert "imported 30 records" in out.stdout and "OK: target verified, 31 records" in out.stdout
+    out = run("audit", "verify", "--config", str(cfg))
+    assert out.returncode == 0 and "OK: 31 records" in out.stdout, out.stderr
+    with AuditLog(SQLiteAuditStore(path=str(src)), load_audit_key(key_file=str(audit_log_dir / "audit.key"))) as old:
+        before = old.query(AuditQuery(limit=None))
+    key = load_audit_key(key_file=str(cfg.parent / "central.key"))
+    with AuditLog(PostgresAuditStore(dsn=dsn, table=table, read_only=True), key, group_commit=False) as new:
+        after = new.query(AuditQuery(limit=None))
+    assert [r.seq for r in after] == list(range(1, 32))
+    for a, b in zip(before, after):
+        origin = b.event.details["imported_from"]
+        assert origin["source"] == str(src) and origin["seq"] == a.seq and origin["time"] == a.time
+        assert origin["mac"] == a.mac
+        assert {k: v for k, v in b.event.to_dict().items() if k != "details"} == \
+            {k: v for k, v in a.event.to_dict().items() if k != "details"}
+    assert after[-1].event.event_type == "audit_import" and after[-1].event.details["records"] == 30
+    assert main(["audit", "query", "--config", str(cfg), "--user", "olaf", "--json"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 10
+    # a second import of the same file is refused (it would duplicate every record)
+    out = run("audit", "import", "--config", str(cfg), "--from-db", str(src), "--from-key-file",
+              str(audit_log_dir / "audit.key"))
+    assert out.returncode == 1 and "refusing to import" in out.stderr and "again" in out.stderr
+
+
+def test_audit_import_refuses_a_tampered_source(audit_log_dir, pg_config, tmp_path):
+    cfg, dsn, table = pg_config
+    con = sqlite3.connect(audit_log_dir / "audit.sqlite")
+    con.execute("UPDATE audit_log SET payload = replace(payload, 'f7.csv', 'f0.csv') WHERE seq = 8")
+    con.commit()
+    con.close()
+    out = run("audit", "import", "--config", str(cfg), "--from-db", str(audit_log_dir / "audit.sqlite"),
+              "--from-key-file", str(audit_log_dir / "audit.key"))
+    assert out.returncode == 1
+    assert "refusing to import" in out.stderr and "TAMPERED: record 8" in out.stderr
+    assert not (tmp_path / "central.key").exists()  # nothing was touched: no key, no tables
+    out = run("audit", "verify", "--config", str(cfg))
+    assert out.returncode == 2 and "does not exist" in out.stderr

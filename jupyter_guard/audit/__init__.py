@@ -7,6 +7,7 @@ from .chain import VerifyResult
 from .export import export_records
 from .log import AuditLog
 from .model import AuditEvent, AuditQuery, AuditRecord
+from .postgres import PostgresAuditStore  # imports psycopg only when one is opened
 from .store import AuditStore, SQLiteAuditStore
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "AuditQuery",
     "AuditRecord",
     "AuditStore",
+    "PostgresAuditStore",
     "SQLiteAuditStore",
     "VerifyResult",
     "export_records",
