@@ -263,6 +263,12 @@ class Hooks:
         if frame is not None:
             for name, (arg, pos) in PANDAS_FRAME_WRITERS.items():
                 self._wrap(frame, name, lambda orig, n=name, a=arg, p=pos: self._frame_writer(orig, n, a, p))
+            # pandas keeps attrs only when every input has the same: a frame built from two
+            # datasets must know both, so these take the union of their inputs' sources
+            self._wrap(pd, "concat", lambda orig: _union_sources(orig, _concat_inputs))
+            self._wrap(pd, "merge", lambda orig: _union_sources(orig, _pair_inputs))
+            self._wrap(frame, "merge", lambda orig: _union_sources(orig, _pair_inputs))
+            self._wrap(frame, "join", lambda orig: _union_sources(orig, _pair_inputs))
 
     def patch_polars(self, pl: Any) -> None:
         self._wrap_files(pl, POLARS_FILE_READERS, "polars", pandas=False)
@@ -471,6 +477,44 @@ class Hooks:
             )
         self.guard.report(_open_entry(decision, target, refused=True))
         raise GuardDenied(refusal_message(decision), decision=decision)
+
+
+def _union_sources(original: Callable, inputs: Callable[[tuple, dict], tuple[tuple, dict, list]]) -> Callable:
+    """``original`` whose result carries the sources of all its input frames."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if inside():
+            return original(*args, **kwargs)
+        from .guard import sources_of, with_sources
+
+        args, kwargs, frames = inputs(args, kwargs)
+        result = original(*args, **kwargs)
+        names = sorted({n for f in frames for n in sources_of(f)})
+        return with_sources(result, names) if names else result
+
+    return wrapper
+
+
+def _concat_inputs(args: tuple, kwargs: dict) -> tuple[tuple, dict, list]:
+    """pd.concat(objs, ...): objs may be a generator, so it is read once, here, and passed on."""
+    objs = _arg(args, kwargs, "objs", 0)
+    if isinstance(objs, dict):
+        return args, kwargs, list(objs.values())
+    if objs is None or hasattr(objs, "attrs") or not hasattr(objs, "__iter__"):
+        return args, kwargs, [objs]
+    objs = list(objs)
+    if args:
+        args = (objs, *args[1:])
+    else:
+        kwargs = {**kwargs, "objs": objs}
+    return args, kwargs, objs
+
+
+def _pair_inputs(args: tuple, kwargs: dict) -> tuple[tuple, dict, list]:
+    """pd.merge(left, right) / left.merge(right) / left.join(other): both sides."""
+    other = args[1] if len(args) > 1 else kwargs.get("right", kwargs.get("other"))
+    others = other if isinstance(other, (list, tuple)) else [other]  # join takes a list of frames too
+    return args, kwargs, [args[0] if args else kwargs.get("left"), *others]
 
 
 def _spark_connection(owner: Any):

@@ -99,3 +99,25 @@ async def test_a_write_the_policy_refuses_writes_nothing(data, jp_fetch, jp_ws_f
     (rec,) = await audit(fetch_json, event_type="write")
     assert rec["decision"] == "deny" and rec["cell_id"] == "cell-late"
     assert not await audit(fetch_json, event_type="lineage")
+
+
+async def test_frames_combined_from_two_datasets_carry_both(data, jp_fetch, jp_ws_fetch, fetch_json):
+    """pandas keeps attrs only when all inputs agree: concat (a generator too), merge and join take
+    the union, so the written file is governed as the most sensitive of its sources."""
+    async with running_kernel(jp_fetch, jp_ws_fetch) as (_, k):
+        await k.execute("%guard purpose treatment-research")
+        res = await k.execute(
+            "import pandas as pd\n"
+            "p = pd.read_csv('data/patients.csv'); c = pd.read_csv('data/clinics.csv')\n"
+            "both = pd.concat(f for f in (c, p))\n"
+            "m = c.merge(p, on='id')\n"
+            "j = pd.merge(left=c, right=p, on='id')\n"
+            "jj = c.set_index('id').join(p.set_index('id'))\n"
+            "for f in (both, m, j, jj): print(sorted(f.attrs['jupyter_guard_sources']))\n"
+            "m.to_parquet('joined.parquet')", cell_id="cell-combine")
+        assert res.reply["content"]["status"] == "ok", res.text
+        assert res.text.count("['clinics', 'patients']") == 4, res.text
+    res = await fetch_json("jupyter-guard", "api", "catalog", "resolve", params={"path": "joined.parquet"})
+    assert (res["dataset"], res["label"]) == ("patients", "restricted")
+    (lin,) = await audit(fetch_json, event_type="lineage")
+    assert lin["details"]["datasets"] == ["clinics", "patients"] and lin["dataset"] == "patients"
