@@ -226,13 +226,26 @@ class Governor:
         self.add_copy(path, ds.name, source)
         return path, ds
 
+    async def drop_copy(self, who: Principal, path: str) -> tuple[str, str]:
+        """A steward's decision that a derived file is no longer governed as its source (it was
+        promoted into the catalog, or checked and found harmless): recorded first, then in force.
+        Returns (path, the dataset it was governed as); KeyError when it is not a derived file."""
+        dataset, source = self.copies[path]
+        await self.record_fact("lineage", user=who.user, action="drop", target=path, dataset=dataset,
+                               details={"from": source}, refusal=f"{path} stays governed as {dataset}")
+        self.copies.pop(path, None)
+        self.swap(self.loaded)
+        return path, dataset
+
     def restore_copies(self) -> int:
         """Govern again every copy the log's ``lineage`` records name (at start); how many."""
         from .audit import AuditQuery
 
-        for rec in self.audit.query(AuditQuery(event_type="lineage", limit=None)):
+        for rec in self.audit.query(AuditQuery(event_type="lineage", limit=None)):  # oldest first
             e = rec.event
-            if e.dataset and e.target and not e.target.endswith(".ipynb"):
+            if e.action == "drop" and e.target:
+                self.copies.pop(e.target, None)
+            elif e.dataset and e.target and not e.target.endswith(".ipynb"):
                 self.copies[e.target] = (e.dataset, str((e.details or {}).get("from") or ""))
         self.swap(self.loaded)
         return len(self.copies)

@@ -121,3 +121,45 @@ async def test_frames_combined_from_two_datasets_carry_both(data, jp_fetch, jp_w
     assert (res["dataset"], res["label"]) == ("patients", "restricted")
     (lin,) = await audit(fetch_json, event_type="lineage")
     assert lin["details"]["datasets"] == ["clinics", "patients"] and lin["dataset"] == "patients"
+
+
+async def test_stewards_list_derived_files_promote_them_and_drop_them(data, jp_fetch, jp_ws_fetch, fetch_json,
+                                                                       guard_app, catalog_dir, tmp_path):
+    async with running_kernel(jp_fetch, jp_ws_fetch) as (_, k):
+        await k.execute("%guard purpose treatment-research")
+        res = await k.execute("import os, pandas as pd\nos.makedirs('out', exist_ok=True)\n"
+                              "pd.read_csv('data/patients.csv').to_csv('out/mine.csv', index=False)")
+        assert res.reply["content"]["status"] == "ok", res.text
+    with pytest.raises(HTTPClientError) as err:
+        await fetch_json("jupyter-guard", "api", "derived")  # rita: not a steward
+    assert err.value.code == 403
+    (entry,) = (await fetch_json("jupyter-guard", "api", "derived", token="tok-dana"))["derived"]
+    assert entry["path"].endswith("/out/mine.csv") and entry["dataset"] == "patients" and entry["label"] == "restricted"
+
+    # the entry to paste is a valid catalog dataset governing that file
+    from jupyter_guard.governor import load_governance
+
+    promoted = tmp_path / "promoted"
+    promoted.mkdir()
+    for f in catalog_dir.iterdir():
+        (promoted / f.name).write_text(f.read_text())
+    with open(promoted / "datasets.yaml", "a") as out:
+        out.write("".join("  " + line + "\n" for line in entry["catalog_entry"].splitlines()))
+    gov = load_governance(promoted, data)
+    found = gov.catalog.resolve("out/mine.csv", "path").dataset
+    assert found.name == "patients_mine" and found.label.name == "restricted"
+    assert {c.column: c.rule for c in found.columns} == {"ssn": "mask", "email": "hash", "notes": "scan"}
+
+    # dropped: no longer governed as patients, now and after a restart (the drop is on the record)
+    dropped = await fetch_json("jupyter-guard", "api", "derived", method="DELETE", token="tok-dana",
+                               params={"path": "out/mine.csv"})
+    assert dropped["dropped"] is True and dropped["dataset"] == "patients"
+    assert guard_app.governor.catalog.resolve("out/mine.csv", "path").dataset is None
+    guard_app.governor.copies.clear()
+    assert guard_app.governor.restore_copies() == 0
+    with pytest.raises(HTTPClientError) as err:
+        await fetch_json("jupyter-guard", "api", "derived", method="DELETE", token="tok-dana",
+                         params={"path": "out/mine.csv"})
+    assert err.value.code == 404
+    actions = [(r["action"], r["user"]) for r in await audit(fetch_json, event_type="lineage")]
+    assert actions == [("write", "rita"), ("drop", "dana")]

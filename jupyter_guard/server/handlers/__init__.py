@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .audit import AuditExportHandler, AuditHandler, AuditVerifyHandler
 from .base import API, AUTH_RESOURCE, KERNEL_ID, GuardHandler
-from .catalog import CatalogHandler, CatalogLabelsHandler, ResolveHandler, StatusHandler
+from .catalog import CatalogHandler, CatalogLabelsHandler, DerivedHandler, ResolveHandler, StatusHandler
 from .decisions import (
     AccessRequestHandler,
     DecideHandler,
@@ -45,4 +45,5 @@ default_handlers = [
     (f"{API}/kernel/credential", KernelCredentialHandler),
     (f"{API}/kernel/classification", KernelClassificationHandler),
     (f"{API}/kernel/derived", KernelDerivedHandler),
+    (f"{API}/derived", DerivedHandler),
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import asyncio
 
 from jupyter_server.auth.decorator import authorized
@@ -98,6 +100,54 @@ def _path_label(ds, contains: bool) -> dict:
         "description": ds.description, "steward": ds.steward.to_dict() if ds.steward else None,
         "purposes": list(ds.purposes), "contains": contains,
     }
+
+
+class DerivedHandler(GuardHandler):
+    """Stewards: the files governed because they were made from governed data (copies, renames,
+    frames written), each with a catalog entry to paste when it should become a dataset of its
+    own; DELETE drops one (recorded) once it is in the catalog or found harmless."""
+
+    @web.authenticated
+    @authorized
+    def get(self):
+        self.require_steward()
+        catalog = self.governor.catalog
+        root = catalog.root_dir.rstrip("/") + "/"
+        entries = []
+        for path, (name, source) in sorted(self.governor.copies.items()):
+            ds = catalog.datasets.get(name)
+            if ds is None:
+                continue
+            where = path[len(root):] if path.startswith(root) else path
+            entries.append({"path": path, "dataset": name, "label": ds.label.name, "from": source,
+                            "catalog_entry": derived_entry(ds, where)})
+        self.finish({"derived": entries})
+
+    @web.authenticated
+    @authorized
+    async def delete(self):
+        who = self.require_steward()
+        path = self.governor.catalog.resolve(self.query_args()["path"], "path").target
+        if path not in self.governor.copies:
+            raise web.HTTPError(404, f"{path} is not a derived file (see GET derived)")
+        path, dataset = await self.governor.drop_copy(who, path)
+        self.finish({"path": path, "dataset": dataset, "dropped": True})
+
+
+def derived_entry(ds, where: str) -> str:
+    """A datasets.yaml entry for a derived file: its source's label, steward, column rules."""
+    import yaml
+
+    stem = re.sub(r"[^a-z0-9_]+", "_", where.rsplit("/", 1)[-1].rsplit(".", 1)[0].lower()).strip("_") or "derived"
+    entry = {"name": f"{ds.name}_{stem}", "label": ds.label.name,
+             "description": f"derived from {ds.name}", "locations": [where]}
+    if ds.steward:
+        entry["steward"] = str(ds.steward)
+    if ds.columns:
+        entry["columns"] = {c.column: {"entity": c.entity, "rule": c.rule} for c in ds.columns}
+    if ds.purposes:
+        entry["purposes"] = list(ds.purposes)
+    return yaml.safe_dump([entry], sort_keys=False)
 
 
 class ResolveHandler(GuardHandler):
