@@ -57,6 +57,8 @@ class Detector:
         entity (default: PHONE_NUMBER 0.4, see engines.DEFAULT_ENTITY_THRESHOLDS).
     recognizers_yaml: a Presidio recognizer-registry YAML replacing the predefined set.
     entry_points: also load recognizers from the ``jupyter_guard.recognizers`` group.
+    own_recognizers: add jupyter_guard's own recognizers (card brands and lengths Presidio's
+        pattern misses, dates written with month names; see ``recognizers``) to the predefined set.
     """
 
     def __init__(
@@ -70,13 +72,15 @@ class Detector:
         entity_thresholds: dict[str, float] | None = None,
         entry_points: bool = True,
         batch_size: int = 256,
+        own_recognizers: bool = True,
     ):
         self.language = language
         self.ner_model = ner_model
         self.score_threshold = score_threshold
         self.batch_size = batch_size
         self.entity_thresholds = dict(DEFAULT_ENTITY_THRESHOLDS if entity_thresholds is None else entity_thresholds)
-        self.registry = build_pattern_registry(language, recognizers_yaml, entry_points, self.entity_thresholds)
+        self.registry = build_pattern_registry(language, recognizers_yaml, entry_points, self.entity_thresholds,
+                                               own=own_recognizers)
         self.nlp_engine = BlankSpacyNlpEngine(language)
         self.nlp_engine.load()
         self.pattern_engine = AnalyzerEngine(

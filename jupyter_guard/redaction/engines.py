@@ -169,8 +169,10 @@ def build_pattern_registry(
     recognizers_yaml: str | None = None,
     entry_points: bool = True,
     entity_thresholds: dict[str, float] | None = None,
+    own: bool = True,
 ) -> RecognizerRegistry:
-    """Pattern recognizers: predefined (or as a Presidio registry YAML says) + entry points.
+    """Pattern recognizers: predefined + jupyter_guard's own (``own``; see .recognizers), or
+    what a Presidio registry YAML says; + entry points.
 
     NLP-engine recognizers are left out: PERSON/LOCATION/NRP belong to the NER tier.
     """
@@ -185,6 +187,11 @@ def build_pattern_registry(
     else:
         registry = RecognizerRegistry(supported_languages=[language])
         registry.load_predefined_recognizers(languages=[language])  # + a SpacyRecognizer, dropped below
+        if own:
+            from .recognizers import OWN_RECOGNIZERS
+
+            for cls in OWN_RECOGNIZERS:
+                registry.add_recognizer(cls(supported_language=language))
     registry.recognizers = [r for r in registry.recognizers if not isinstance(r, SpacyRecognizer)
                             and r.supported_language == language]
     if entry_points:
@@ -245,6 +252,8 @@ PREFILTERS = {
     "UrlRecognizer": r"\.",
     "MacAddressRecognizer": r"[:.\-]",
     "UuidRecognizer": "-",
+    "CardNumberRecognizer": _DIGIT,
+    "WordDateRecognizer": _DIGIT,  # a day or a year is written in digits
 }
 
 

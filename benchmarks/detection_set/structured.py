@@ -1,0 +1,88 @@
+"""A labelled set of structured identifiers and word dates, built from our own templates and
+arithmetic (no Faker, nothing of Presidio's test cases): card numbers of every brand and
+length (Luhn-valid, grouped several ways) and dates written with month names, each in a
+sentence, with hard negatives beside them (Luhn-failing runs, unknown prefixes, versions,
+times, amounts, a month name alone). Deterministic (``random.Random(20261206)``).
+"""
+
+from __future__ import annotations
+
+import random
+
+from jupyter_guard.redaction.recognizers import CARD_BRANDS, luhn_valid
+
+SEED = 20261206
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December"]
+SHORT = [m[:3] for m in MONTHS]
+CARD_TEMPLATES = ["Paid with card {} yesterday.", "card number: {}", "Refund to {} please",
+                  "The PAN on file is {}.", "{} was declined at the till"]
+DATE_TEMPLATES = ["She was admitted on {}.", "DOB {}", "Follow-up visit {} at the clinic.",
+                  "Discharged {}, stable.", "Since {} the dose is 5 mg."]
+NEGATIVES = ["Order 123456789012 shipped", "Ticket 9876543210987654 closed", "version 3.9.11 released",
+             "Room 1204, floor 12", "Amount 1,234.56 USD", "Call at 10:30 today", "In May we met again",
+             "March forward, team", "Batch 4000 0000 0000 0001 is a test id", "ZIP 02139", "build 2024.10.1"]
+
+
+def _card(rng: random.Random, brand: str) -> str:
+    ranges, lengths = CARD_BRANDS[brand]
+    low, high = rng.choice(ranges)
+    prefix = str(rng.randint(low, high))
+    n = rng.choice(sorted(lengths))
+    body = prefix + "".join(str(rng.randrange(10)) for _ in range(n - len(prefix) - 1))
+    for check in "0123456789":
+        if luhn_valid(body + check):
+            return body + check
+    raise AssertionError("no check digit")
+
+
+def _group(rng: random.Random, digits: str) -> str:
+    n = len(digits)
+    sep = rng.choice([" ", "-", ""])
+    if n == 15 and rng.random() < 0.7:
+        parts = [digits[:4], digits[4:10], digits[10:]]  # Amex 4-6-5
+    else:
+        parts = [digits[i:i + 4] for i in range(0, n, 4)]
+    return sep.join(parts)
+
+
+def _word_date(rng: random.Random) -> str:
+    day, month, year = rng.randint(1, 28), rng.randrange(12), rng.randint(1950, 2030)
+    name = rng.choice([MONTHS[month], SHORT[month]])
+    suffix = {1: "st", 2: "nd", 3: "rd"}.get(day if day < 20 else day % 10, "th") if rng.random() < 0.3 else ""
+    form = rng.randrange(5)
+    if form == 0:
+        return f"{name} {day}{suffix}, {year}"
+    if form == 1:
+        return f"{day}{suffix} {name} {year}"
+    if form == 2:
+        return f"{day}{suffix} of {name}, {year}"
+    if form == 3:
+        return f"{rng.choice(['Mon', 'Tuesday', 'Wed', 'Friday'])}, {name} {day}, {year}"
+    return f"{name} {year}"
+
+
+def cases(n_per_brand: int = 25, n_dates: int = 150) -> list[dict]:
+    """[{text, spans: [(start, end, entity)]}] -- negatives have no spans."""
+    rng = random.Random(SEED)
+    out = []
+    for brand in CARD_BRANDS:
+        for _ in range(n_per_brand):
+            value = _group(rng, _card(rng, brand))
+            tpl = rng.choice(CARD_TEMPLATES)
+            text = tpl.format(value)
+            start = text.index(value)
+            out.append({"text": text, "spans": [(start, start + len(value), "CREDIT_CARD")], "kind": brand})
+    for _ in range(n_dates):
+        value = _word_date(rng)
+        text = rng.choice(DATE_TEMPLATES).format(value)
+        start = text.index(value)
+        out.append({"text": text, "spans": [(start, start + len(value), "DATE_TIME")], "kind": "word date"})
+    for text in NEGATIVES:
+        out.append({"text": text, "spans": [], "kind": "negative"})
+    for _ in range(40):  # Luhn-failing 16-digit runs with a brand prefix
+        digits = _card(rng, "visa")
+        digits = digits[:-1] + str((int(digits[-1]) + 1) % 10)
+        if len(digits) == 16:
+            out.append({"text": f"Reference {_group(rng, digits)} noted", "spans": [], "kind": "negative"})
+    return out

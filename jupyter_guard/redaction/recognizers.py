@@ -1,0 +1,104 @@
+"""jupyter_guard's own pattern recognizers, beside Presidio's predefined ones (the Presidio way:
+``PatternRecognizer`` subclasses with validators; listed in ``OWN_RECOGNIZERS``).
+
+* :class:`CardNumberRecognizer` -- payment card numbers of every major brand and length that
+  Presidio's card pattern misses: Mastercard's 2-series (2221-2720), Maestro (50, 56-69),
+  19-digit Visa/UnionPay/Maestro/Discover, and American Express grouped 4-6-5. A candidate is a
+  run of 12-19 digits with at most single spaces or dashes between them; it counts only when
+  it passes the Luhn check *and* its prefix and length are a brand's.
+* :class:`WordDateRecognizer` -- dates written with the month's name ("March 3, 2024",
+  "3rd of March 2024", "Tue, 3 Mar 2024", "March 2024"), which Presidio's date patterns (digits
+  and three-letter upper-case months only) miss. A month name alone ("in May") is not a date.
+"""
+
+from __future__ import annotations
+
+import re
+
+from presidio_analyzer import Pattern, PatternRecognizer
+
+# -- payment cards ----------------------------------------------------------------------------
+
+#: (IIN prefix ranges as (low, high) over the first digits, allowed lengths) per brand
+CARD_BRANDS: dict[str, tuple[tuple[tuple[int, int], ...], frozenset[int]]] = {
+    "visa": (((4, 4),), frozenset({13, 16, 19})),
+    "mastercard": (((51, 55), (2221, 2720)), frozenset({16})),
+    "amex": (((34, 34), (37, 37)), frozenset({15})),
+    "discover": (((6011, 6011), (644, 649), (65, 65)), frozenset({16, 17, 18, 19})),
+    "jcb": (((3528, 3589),), frozenset({16, 17, 18, 19})),
+    "diners": (((300, 305), (36, 36), (38, 39)), frozenset({14, 15, 16, 17, 18, 19})),
+    "unionpay": (((62, 62),), frozenset({16, 17, 18, 19})),
+    "maestro": (((50, 50), (56, 69)), frozenset(range(12, 20))),
+}
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def card_brand(digits: str) -> str | None:
+    """The brand whose prefix and length fit ``digits`` (digits only), or None."""
+    for brand, (ranges, lengths) in CARD_BRANDS.items():
+        if len(digits) not in lengths:
+            continue
+        for low, high in ranges:
+            width = len(str(low))
+            if low <= int(digits[:width]) <= high:
+                return brand
+    return None
+
+
+class CardNumberRecognizer(PatternRecognizer):
+    """Card numbers by brand prefix, length and Luhn (see the module docstring)."""
+
+    PATTERNS = [Pattern("card number (12-19 digits, single space or dash separators)",
+                        r"(?<![\d-])\d(?:[ -]?\d){11,18}(?![\d-])", 0.3)]
+    CONTEXT = ["card", "credit", "debit", "visa", "mastercard", "amex", "cc", "pan", "payment"]
+
+    def __init__(self, supported_language: str = "en"):
+        super().__init__(supported_entity="CREDIT_CARD", patterns=self.PATTERNS, context=self.CONTEXT,
+                         supported_language=supported_language, name="CardNumberRecognizer")
+
+    def validate_result(self, pattern_text: str) -> bool:
+        digits = re.sub(r"[ -]", "", pattern_text)
+        if len(set(digits)) == 1:
+            return False  # 0000 0000 0000 0000 passes Luhn
+        return luhn_valid(digits) and card_brand(digits) is not None
+
+
+# -- dates written with the month's name --------------------------------------------------------
+
+_MONTH = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+          r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?")
+_DAY = r"(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?"
+_YEAR = r"(?:1[6-9]\d\d|2[01]\d\d)"
+_WEEKDAY = r"(?:(?:mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun)(?:day|sday|nesday|rsday|urday)?\.?,?\s+)?"
+
+
+class WordDateRecognizer(PatternRecognizer):
+    """Dates with the month's name (see the module docstring). Matched case-insensitively."""
+
+    PATTERNS = [
+        # March 3, 2024 / Mar 3rd 2024 / Tuesday, March 3, 2024 / March 3
+        Pattern("month day[, year]", rf"\b{_WEEKDAY}{_MONTH}\s+{_DAY}(?:,?\s+{_YEAR})?\b(?!\s*[:.]\d)", 0.6),
+        # 3 March 2024 / 3rd of March, 2024 / Tue 3 Mar 2024
+        Pattern("day month [year]", rf"\b{_WEEKDAY}{_DAY}(?:\s+of)?\s+{_MONTH},?(?:\s+{_YEAR})?\b", 0.6),
+        # March 2024 / March, 2024
+        Pattern("month year", rf"\b{_MONTH},?\s+{_YEAR}\b", 0.5),
+    ]
+    CONTEXT = ["date", "born", "birth", "dob", "on", "since", "until", "visit", "admitted", "discharged"]
+
+    def __init__(self, supported_language: str = "en"):
+        super().__init__(supported_entity="DATE_TIME", patterns=self.PATTERNS, context=self.CONTEXT,
+                         supported_language=supported_language, name="WordDateRecognizer",
+                         global_regex_flags=re.IGNORECASE | re.MULTILINE | re.DOTALL)
+
+
+#: added to Presidio's predefined recognizers (not when a registry YAML replaces that set)
+OWN_RECOGNIZERS = (CardNumberRecognizer, WordDateRecognizer)
