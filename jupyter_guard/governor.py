@@ -206,18 +206,32 @@ class Governor:
         self.swap(self.loaded)
 
     async def derive(self, who: Principal, target: str, datasets: Iterable[Dataset], *, via: str,
-                     source: str, **fields) -> tuple[str, Dataset]:
+                     source: str, shape: str = "file", **fields) -> tuple[str, Dataset]:
         """Govern a file made from governed data -- a copy, a renamed file's new name, a frame
         written -- as its most sensitive source, from now on and after restarts: a ``lineage``
         record first (dataset, new path, ``details.from``), then the path is governed.
 
-        Returns (the normalised path, the dataset it is governed as). Raises ValueError for a
-        path that cannot be governed as written (glob characters), Unrecorded when the record
-        cannot be written (then nothing is governed anew: the caller must not make the file).
+        ``shape``: ``file`` (one file, a plain name), ``dir`` (a directory and everything below
+        it: Dask's and Spark's partitioned outputs) or ``glob`` (the files a pattern such as
+        ``out/part-*.csv`` names, as Dask writes them).
+
+        Returns (the normalised path or pattern, the dataset it is governed as). Raises
+        ValueError for a target that does not fit its shape, Unrecorded when the record cannot
+        be written (then nothing is governed anew: the caller must not make the file).
         """
-        path = self.catalog.resolve(target, "path").target
-        if has_glob(path):
-            raise ValueError(f"a file made from governed data needs a plain name (no * ? [ ]): {target!r}")
+        from .catalog.model import location_key
+
+        root = self.catalog.root_dir
+        if shape == "file":
+            if has_glob(target):
+                raise ValueError(f"a file made from governed data needs a plain name (no * ? [ ]): {target!r}")
+            path = self.catalog.resolve(target, "path").target
+        elif shape == "dir":
+            path = location_key("path", target.rstrip("/") + "/", root)
+        elif shape == "glob" and has_glob(target):
+            path = location_key("path", target, root)
+        else:
+            raise ValueError(f"cannot govern {target!r} as a {shape}")
         ds = max(datasets, key=lambda d: d.label.rank)
         details = {**(fields.pop("details", None) or {}), "from": source}
         await self.record_fact("lineage", user=who.user, action=via, target=path, dataset=ds.name,

@@ -223,7 +223,7 @@ class Catalog:
         """
         extra: dict[str, list[Location]] = {}
         for path, (name, source) in copies.items():
-            if name in self.datasets and not has_glob(path):
+            if name in self.datasets:  # a file, a directory's "dir/**" or a written pattern
                 extra.setdefault(name, []).append(Location(PATH, path, path, copied_from=source))
         if not extra:
             return self

@@ -56,6 +56,7 @@ class Guard:
     def __init__(self, shell: Any):
         self.shell = shell
         self.kernel = getattr(shell, "kernel", None)
+        self.spark_inputs: dict[str, list[str]] = {}  # Spark input file -> datasets it was read as
         self.client = GuardClient()
         self.purpose: str | None = None  # the server's, as last seen (the server holds the real one)
         self.justification: str | None = None
@@ -158,15 +159,23 @@ class Guard:
               kwargs: dict | None = None, lineage: Any = None) -> Any:
         """Return what the reader read, redacted where the decisions say so, carrying its sources."""
         out = self._apply(result, targets, decisions, reader, kwargs, lineage)
-        return with_sources(out, [d["dataset"] for d in decisions if d.get("dataset")])
+        names = sorted({d["dataset"] for d in decisions if d.get("dataset")})
+        if names and _is_spark_frame(out):
+            # Spark frames carry no attrs: remember which input files are which datasets', so a
+            # frame written later (df.write...) is known by its plan's inputFiles()
+            with governed():
+                for f in _input_files(out):
+                    self.spark_inputs[f] = names
+        return with_sources(out, names)
 
-    def derive(self, target: str, sources: list[str], writer: str) -> dict:
+    def derive(self, target: str, sources: list[str], writer: str, shape: str = "file") -> dict:
         """Ask before writing a frame made from governed data to ``target``: the file will be
         governed as its most sensitive source. Raises GuardDenied when refused."""
         __tracebackhide__ = True
         with self._lock:
             msg_id, cell_id = self._execution()
-        body = {"target": target, "datasets": sources, "writer": writer, "msg_id": msg_id or "", "cell_id": cell_id}
+        body = {"target": target, "datasets": sources, "writer": writer, "shape": shape, "msg_id": msg_id or "",
+                "cell_id": cell_id}
         with governed():
             answer = self.client.derived(body)
         if not answer.get("permitted"):
@@ -469,19 +478,41 @@ def _default_arg(name: str, value: Any) -> bool:
 SOURCES = "jupyter_guard_sources"
 
 
+def _attrs(frame: Any) -> dict | None:
+    """A frame's attrs: pandas' own, or for a Dask frame its meta's (which its operations carry)."""
+    if _is_dask_frame(frame):
+        frame = frame._meta
+    elif _is_spark_frame(frame):
+        return None
+    attrs = getattr(frame, "attrs", None)
+    return attrs if isinstance(attrs, dict) else None
+
+
 def with_sources(frame: Any, datasets: list[str]) -> Any:
     """``frame`` marked as made from ``datasets`` (added to what it already carries)."""
-    attrs = getattr(frame, "attrs", None)
-    if not datasets or not isinstance(attrs, dict):
+    attrs = _attrs(frame)
+    if not datasets or attrs is None:
         return frame
     attrs[SOURCES] = sorted(set(attrs.get(SOURCES) or ()) | set(datasets))
     return frame
 
 
 def sources_of(frame: Any) -> list[str]:
-    attrs = getattr(frame, "attrs", None)
-    found = attrs.get(SOURCES) if isinstance(attrs, dict) else None
+    attrs = _attrs(frame)
+    found = attrs.get(SOURCES) if attrs is not None else None
     return [str(n) for n in found] if isinstance(found, (list, tuple)) else []
+
+
+def _input_files(sdf: Any) -> list[str]:
+    try:
+        return list(sdf.inputFiles())
+    except Exception:  # noqa: BLE001 - a plan without file scans (a table in memory)
+        return []
+
+
+def spark_sources(guard: Any, sdf: Any) -> list[str]:
+    """The datasets a Spark frame was read from, by its plan's input files."""
+    return sorted({n for f in _input_files(sdf) for n in guard.spark_inputs.get(f, ())})
 
 
 def _is_spark_frame(value: Any) -> bool:

@@ -277,6 +277,10 @@ class Hooks:
 
     def patch_dask(self, dd: Any) -> None:
         self._wrap_files(dd, DASK_FILE_READERS, "dask.dataframe", pandas=True)
+        frame = getattr(dd, "DataFrame", None)
+        if frame is not None:
+            for name, arg in (("to_csv", "filename"), ("to_parquet", "path"), ("to_json", "url_path")):
+                self._wrap(frame, name, lambda orig, n=name, a=arg: self._partitioned_writer(orig, f"dask.DataFrame.{n}", a))
 
     def patch_spark(self, module: Any) -> None:
         from pyspark.sql.readwriter import DataFrameReader
@@ -287,6 +291,11 @@ class Hooks:
         self._wrap(DataFrameReader, "table", lambda orig: self._spark_table(orig, "pyspark.DataFrameReader.table"))
         self._wrap(SparkSession, "table", lambda orig: self._spark_table(orig, "pyspark.SparkSession.table"))
         self._wrap(SparkSession, "sql", self._spark_sql)
+        from pyspark.sql.readwriter import DataFrameWriter
+
+        for name in ("csv", "json", "parquet", "orc", "text", "save"):
+            self._wrap(DataFrameWriter, name,
+                       lambda orig, n=name: self._partitioned_writer(orig, f"pyspark.DataFrameWriter.{n}", "path"))
 
     def patch_pyarrow(self, module: Any) -> None:
         self._wrap_files(module, PYARROW_READERS.get(module.__name__, {}), module.__name__, pandas=False)
@@ -408,6 +417,38 @@ class Hooks:
             with governed():
                 result = original(session, *args, **kwargs)
             return guard.apply(result, targets, decisions, reader, kwargs, lineage)
+
+        return wrapper
+
+    def _partitioned_writer(self, original: Callable, writer: str, arg: str) -> Callable:
+        """Dask's and Spark's writers: the output (a directory, or Dask's ``part-*`` pattern) made
+        from governed data is governed as its most sensitive source before anything is written."""
+        guard = self.guard
+
+        def wrapper(owner: Any, *args: Any, **kwargs: Any) -> Any:
+            __tracebackhide__ = True
+            if not self.active or inside():
+                return original(owner, *args, **kwargs)
+            from .guard import sources_of, spark_sources
+
+            spark = writer.startswith("pyspark")
+            frame = getattr(owner, "_df", None) if spark else owner
+            with governed():
+                sources = spark_sources(guard, frame) if spark else sources_of(frame)
+            target = _arg(args, kwargs, arg, 0)
+            if isinstance(target, os.PathLike):
+                target = os.fspath(target)
+            if not sources or not isinstance(target, str) or "://" in target:
+                return original(owner, *args, **kwargs)
+            if kwargs.get("single_file"):
+                shape = "file"
+            elif any(c in target for c in _GLOB):
+                shape = "glob"
+            else:
+                shape = "dir"  # Dask's to_csv/to_json without '*', to_parquet, every Spark writer
+            guard.derive(path_target(target), sources, writer, shape)
+            with governed():
+                return original(owner, *args, **kwargs)
 
         return wrapper
 

@@ -307,4 +307,9 @@ class PartitionRedaction:
 
     def __call__(self, partition: pd.DataFrame) -> pd.DataFrame:
         out, _ = self.redactor().redact_frame(partition, self.columns)
-        return out
+        # a redacted string column stays of its string dtype (Dask reads text as string[pyarrow];
+        # object columns would break its Parquet writer's schema)
+        keep = {c: partition[c].dtype for c in out.columns
+                if c in partition.columns and isinstance(partition[c].dtype, pd.StringDtype)
+                and out[c].dtype != partition[c].dtype}
+        return out.astype(keep) if keep else out

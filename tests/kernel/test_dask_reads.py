@@ -95,8 +95,22 @@ async def test_a_dask_read_is_decided_and_redacted_per_partition_like_pandas(dat
         dask_reads = [r for r in reads if r["reader"] == "dask.dataframe.read_csv"]
         assert {r["target"].rsplit("/", 1)[-1] for r in dask_reads} >= {"patients-1.csv", "patients-2.csv"}
         assert all(r["effect"] == "redact" and r["dataset"] == "patients" for r in dask_reads)
+        # what Dask writes from it is governed as patients: a directory, and a part-* pattern
+        res = await k.execute("ddf[ddf.id != '9'].to_parquet('derived_pq')\n"
+                              "ddf.to_csv('derived_csv/part-*.csv', index=False)", cell_id="cell-write", timeout=180)
+        assert res.reply["content"]["status"] == "ok", res.text
+        for path in ("derived_pq/part.0.parquet", "derived_pq/any/deeper.parquet", "derived_csv/part-1.csv"):
+            res_ = await fetch_json("jupyter-guard", "api", "catalog", "resolve", params={"path": path})
+            assert res_["dataset"] == "patients", path
+        res_ = await fetch_json("jupyter-guard", "api", "catalog", "resolve", params={"path": "derived_csv/other.txt"})
+        assert res_["dataset"] is None  # the pattern, not the whole directory
+        assert "123-45-6789" not in "".join(p.read_text() for p in (data / "derived_csv").glob("part-*.csv"))
         await k.execute("client.close(); cluster.close()", timeout=60)
 
     decisions = [r for r in await audit(fetch_json, event_type="decision") if r["cell_id"] in ("cell-deny", "cell-dask")]
     assert ("cell-deny", "deny") in {(r["cell_id"], r["decision"]) for r in decisions}
     assert ("cell-dask", "redact") in {(r["cell_id"], r["decision"]) for r in decisions}
+    lineage = await audit(fetch_json, event_type="lineage")
+    assert [(r["details"]["writer"], r["dataset"], r["target"].rsplit("/", 2)[-2:]) for r in lineage] == [
+        ("dask.DataFrame.to_parquet", "patients", ["derived_pq", "**"]),
+        ("dask.DataFrame.to_csv", "patients", ["derived_csv", "part-*.csv"])]

@@ -107,6 +107,11 @@ async def test_spark_reads_are_decided_in_the_driver_and_redacted_on_the_executo
         assert "***-**-1234" in res.text
         tables = [r for r in res.reply["metadata"]["jupyter_guard"]["reads"] if r["dataset"] == "patients"]
         assert {r["reader"] for r in tables} == {"pyspark.SparkSession.table", "pyspark.SparkSession.sql"}
+        # what Spark writes from it is governed as patients (its output directory)
+        res = await k.execute("sdf.write.mode('overwrite').parquet('spark_out')", cell_id="cell-write", timeout=240)
+        assert res.reply["content"]["status"] == "ok", res.text
+        res_ = await fetch_json("jupyter-guard", "api", "catalog", "resolve", params={"path": "spark_out/part-0.parquet"})
+        assert res_["dataset"] == "patients"
         await k.execute("spark.stop()", timeout=60)
 
     decisions = await audit(fetch_json, event_type="decision")

@@ -131,6 +131,7 @@ class KernelDerivedHandler(KernelHandler):
         try:
             path, ds = await self.governor.derive(
                 req.who, body["target"], datasets, via="write", source=", ".join(d.name for d in datasets),
+                shape=body.get("shape") or "file",
                 details={"writer": body["writer"], "datasets": [d.name for d in datasets]}, **context)
         except ValueError as e:
             raise web.HTTPError(400, str(e)) from e
