@@ -269,6 +269,12 @@ class Hooks:
             self._wrap(pd, "merge", lambda orig: _union_sources(orig, _pair_inputs))
             self._wrap(frame, "merge", lambda orig: _union_sources(orig, _pair_inputs))
             self._wrap(frame, "join", lambda orig: _union_sources(orig, _pair_inputs))
+            # some groupby aggregations (agg('count')) drop attrs: they carry the grouped frame's
+            groupby = getattr(getattr(getattr(pd, "core", None), "groupby", None), "generic", None)
+            for cls in (getattr(groupby, "DataFrameGroupBy", None), getattr(groupby, "SeriesGroupBy", None)):
+                for name in ("agg", "aggregate", "apply", "transform"):
+                    if cls is not None:
+                        self._wrap(cls, name, lambda orig: _union_sources(orig, _grouped_input))
 
     def patch_polars(self, pl: Any) -> None:
         self._wrap_files(pl, POLARS_FILE_READERS, "polars", pandas=False)
@@ -549,6 +555,10 @@ def _concat_inputs(args: tuple, kwargs: dict) -> tuple[tuple, dict, list]:
     else:
         kwargs = {**kwargs, "objs": objs}
     return args, kwargs, objs
+
+
+def _grouped_input(args: tuple, kwargs: dict) -> tuple[tuple, dict, list]:
+    return args, kwargs, [getattr(args[0], "obj", None) if args else None]
 
 
 def _pair_inputs(args: tuple, kwargs: dict) -> tuple[tuple, dict, list]:

@@ -113,10 +113,11 @@ async def test_frames_combined_from_two_datasets_carry_both(data, jp_fetch, jp_w
             "m = c.merge(p, on='id')\n"
             "j = pd.merge(left=c, right=p, on='id')\n"
             "jj = c.set_index('id').join(p.set_index('id'))\n"
-            "for f in (both, m, j, jj): print(sorted(f.attrs['jupyter_guard_sources']))\n"
+            "g = m.groupby('city').agg('count')\n"  # pandas itself drops attrs here
+            "for f in (both, m, j, jj, g): print(sorted(f.attrs['jupyter_guard_sources']))\n"
             "m.to_parquet('joined.parquet')", cell_id="cell-combine")
         assert res.reply["content"]["status"] == "ok", res.text
-        assert res.text.count("['clinics', 'patients']") == 4, res.text
+        assert res.text.count("['clinics', 'patients']") == 5, res.text
     res = await fetch_json("jupyter-guard", "api", "catalog", "resolve", params={"path": "joined.parquet"})
     assert (res["dataset"], res["label"]) == ("patients", "restricted")
     (lin,) = await audit(fetch_json, event_type="lineage")
