@@ -341,3 +341,14 @@ def test_an_empty_catalog_stops_the_server_unless_the_admin_says_so(jp_configura
         jp_configurable_serverapp(config=_traitlets(guard_config))
     assert "no dataset and no source" in str(stop.value.__cause__)
 
+
+
+async def test_the_server_records_that_it_started_with_the_guard(fetch_json, guard_app):
+    """With a central store, stewards see which servers ran with the guard."""
+    page = await fetch_json("jupyter-guard", "api", "audit", token="tok-dana", params={"event_type": "server_started"})
+    (rec,) = page["records"]
+    assert rec["details"]["guard_loaded"] is True and rec["details"]["version"] == __version__
+    assert rec["details"]["datasets"] == 4 and rec["user"]
+    await guard_app.record_server_event("server_stopped")  # what stop_extension records last
+    page = await fetch_json("jupyter-guard", "api", "audit", token="tok-dana", params={"event_type": "server_stopped"})
+    assert page["records"][0]["details"]["pid"] == os.getpid()

@@ -271,7 +271,8 @@ async def test_export_streams_what_the_cli_writes_and_is_recorded(fetch_json, jp
     body = r.body.decode()
     assert body == cli_export(audit_dir, tmp_path, "jsonl")
     rows = [json.loads(line) for line in body.splitlines()]
-    assert [row["seq"] for row in rows] == list(range(1, len(rows) + 1)) and len(rows) == 7
+    assert [row["seq"] for row in rows] == list(range(1, len(rows) + 1)) and len(rows) == 8
+    assert rows[0]["event_type"] == "server_started"  # the first record of every log this server writes
     assert rows[-1]["event_type"] == "audit_export"  # recorded before the records were read
 
     r = await export(jp_fetch, format="csv", user="rita", label="restricted")

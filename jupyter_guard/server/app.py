@@ -267,6 +267,12 @@ class GuardApp(ExtensionApp):
             raise SystemExit(1) from e
         if copies:
             self.log.info("jupyter_guard: %d copies of governed files are governed as their sources", copies)
+        try:  # with a central store, stewards see which servers ran with the guard
+            self.governor.record_fact_blocking("server_started", user=self.owner_name(), action="server_started",
+                                               details=self._server_details())
+        except AuditError as e:
+            self.log.critical("jupyter_guard cannot record to its audit log, so the server will not start:\n%s", e)
+            raise SystemExit(1) from e
         self.steward_reader = StewardReader(audit, processes=self.steward_reader_processes)
         self.serverapp.event_logger.register_event_schema(EVENT_SCHEMA)
         self.governor.on_record.append(self._emit)
@@ -300,7 +306,25 @@ class GuardApp(ExtensionApp):
             self._reloader.stop()
         if self.governor is not None:  # None when start-up was refused
             self.steward_reader.close()
+            await self.record_server_event("server_stopped")
             await asyncio.get_running_loop().run_in_executor(None, self.governor.audit.close)
+
+    def _server_details(self) -> dict:
+        import platform
+
+        return {"version": __version__, "host": platform.node(), "pid": os.getpid(),
+                "base_url": self.serverapp.base_url, "hub": bool(os.environ.get("JUPYTERHUB_USER")),
+                "guard_loaded": True, "catalog_dir": self.catalog_dir or None,
+                "datasets": len(self.governor.catalog.datasets)}
+
+    async def record_server_event(self, event_type: str) -> None:
+        """``server_started`` / ``server_stopped``: with a central store, stewards see which servers
+        ran with the guard (a server without it leaves no ``server_started``)."""
+        try:
+            await self.governor.record_fact(event_type, user=self.owner_name(), action=event_type,
+                                            details=self._server_details(), refusal=f"{event_type} was not recorded")
+        except Exception:  # noqa: BLE001 - a stop must finish; a start's failure is logged
+            self.log.exception("jupyter_guard: could not record %s", event_type)
 
     # -- catalog ---------------------------------------------------------------------------
 
