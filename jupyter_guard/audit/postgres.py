@@ -66,14 +66,13 @@ from traitlets import Bool, Float, Int, Unicode
 
 from ..errors import AuditError, AuditUnavailable
 from .chain import COLUMN_FIELDS, VerifyRow, no_gc, record_from_row
-from .model import AuditQuery, AuditRecord, parse_time
-from .store import AuditStore, Seal
+from .model import AuditQuery, AuditRecord
+from .store import AuditStore, Seal, query_clauses
 
 __all__ = ["PostgresAuditStore"]
 
 _SCHEMA_VERSION = "1"
 _INDEXED = ("user", "dataset", "label", "decision", "notebook", "event_type", "action")
-_QUERY_FILTERS = ("user", "dataset", "label", "decision", "notebook", "event_type", "action")
 _NAME = re.compile(r"^(?:[a-z_][a-z0-9_]{0,40}\.)?[a-z_][a-z0-9_]{0,40}$")
 _COLUMNS = ", ".join(f'"{c}"' for c in COLUMN_FIELDS)
 # a fixed key for the advisory lock that serialises schema creation between processes
@@ -529,27 +528,8 @@ class PostgresAuditStore(AuditStore):
 
     def query(self, q: AuditQuery) -> list[AuditRecord]:
         psycopg = _psycopg()
-        where: list[str] = []
-        args: list[Any] = []
-        for name in _QUERY_FILTERS:
-            value = getattr(q, name)
-            if value is not None:
-                where.append(f'"{name}" = %s')
-                args.append(value)
-        if q.since is not None:
-            where.append('"time" >= %s')
-            args.append(parse_time(q.since))
-        if q.until is not None:
-            where.append('"time" < %s')
-            args.append(parse_time(q.until))
-        if q.after_seq is not None:
-            where.append("seq < %s" if q.descending else "seq > %s")
-            args.append(int(q.after_seq))
-        text = "SELECT seq, payload, prev_mac, mac FROM {}"
-        if where:
-            text += " WHERE " + " AND ".join(where)
-        text += " ORDER BY seq DESC" if q.descending else " ORDER BY seq"
-        text += " LIMIT %s"
+        clauses, args = query_clauses(q, "%s")
+        text = "SELECT seq, payload, prev_mac, mac FROM {}" + clauses
         args.append(None if q.limit is None else int(q.limit))
         stmt = psycopg.sql.SQL(text).format(self._t)
         rows = self._read("querying", lambda c: c.execute(stmt, args).fetchall())

@@ -142,6 +142,30 @@ def _mount_fstype(path: str) -> str | None:
     return fstype
 
 
+def query_clauses(q: AuditQuery, mark: str) -> tuple[str, list[Any]]:
+    """`` WHERE ... ORDER BY ... LIMIT <mark>`` for ``q`` and its arguments (without the limit's:
+    each store spells "no limit" its own way); ``mark`` is the driver's placeholder."""
+    where: list[str] = []
+    args: list[Any] = []
+    for name in _QUERY_FILTERS:
+        value = getattr(q, name)
+        if value is not None:
+            where.append(f'"{name}" = {mark}')
+            args.append(value)
+    if q.since is not None:
+        where.append(f'"time" >= {mark}')
+        args.append(parse_time(q.since))
+    if q.until is not None:
+        where.append(f'"time" < {mark}')
+        args.append(parse_time(q.until))
+    if q.after_seq is not None:
+        where.append(f"seq {'<' if q.descending else '>'} {mark}")
+        args.append(int(q.after_seq))
+    sql = (" WHERE " + " AND ".join(where)) if where else ""
+    sql += " ORDER BY seq DESC" if q.descending else " ORDER BY seq"
+    return sql + f" LIMIT {mark}", args
+
+
 class SQLiteAuditStore(AuditStore):
     """The audit log in one SQLite file on a local disk (WAL, ``synchronous=FULL``).
 
@@ -451,27 +475,8 @@ class SQLiteAuditStore(AuditStore):
             conn.close()
 
     def query(self, q: AuditQuery) -> list[AuditRecord]:
-        where: list[str] = []
-        args: list[Any] = []
-        for name in _QUERY_FILTERS:
-            value = getattr(q, name)
-            if value is not None:
-                where.append(f'"{name}" = ?')
-                args.append(value)
-        if q.since is not None:
-            where.append('"time" >= ?')
-            args.append(parse_time(q.since))
-        if q.until is not None:
-            where.append('"time" < ?')
-            args.append(parse_time(q.until))
-        if q.after_seq is not None:
-            where.append("seq < ?" if q.descending else "seq > ?")
-            args.append(int(q.after_seq))
-        sql = "SELECT seq, payload, prev_mac, mac FROM audit_log"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY seq DESC" if q.descending else " ORDER BY seq"
-        sql += " LIMIT ?"
+        clauses, args = query_clauses(q, "?")
+        sql = "SELECT seq, payload, prev_mac, mac FROM audit_log" + clauses
         args.append(-1 if q.limit is None else int(q.limit))
         rows = self._read("querying", lambda c: c.execute(sql, args).fetchall())
         with no_gc():
