@@ -96,10 +96,8 @@ def bench_threads(dirname: str, name: str, threads: int, per_thread: int, **kw) 
     return {"events": n, "seconds": dt, "events_per_s": n / dt}
 
 
-def bench_async(dirname: str, name: str, tasks: int, total: int) -> dict:
-    log = new_log(dirname, name)
-    rng = random.Random(7)
-    events = [make_event(rng) for _ in range(total)]
+def append_concurrently(log: AuditLog, events: list, tasks: int) -> float:
+    """Seconds for ``tasks`` coroutines to append ``events`` through the server's write path."""
 
     async def main():
         it = iter(events)
@@ -112,7 +110,14 @@ def bench_async(dirname: str, name: str, tasks: int, total: int) -> dict:
         await asyncio.gather(*(worker() for _ in range(tasks)))
         return time.perf_counter() - t0
 
-    dt = asyncio.run(main())
+    return asyncio.run(main())
+
+
+def bench_async(dirname: str, name: str, tasks: int, total: int) -> dict:
+    log = new_log(dirname, name)
+    rng = random.Random(7)
+    events = [make_event(rng) for _ in range(total)]
+    dt = append_concurrently(log, events, tasks)
     ok = log.verify()
     log.close()
     assert ok.ok and ok.checked == total, ok

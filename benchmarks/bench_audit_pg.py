@@ -13,7 +13,6 @@ Writes benchmarks/results/audit_pg.json.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import multiprocessing
 import os
@@ -46,19 +45,7 @@ def run_log(make_store, events: int, tasks: int, seed: int = 7) -> dict:
     log = AuditLog(make_store(), bench_audit.KEY, anchor_path=False)
     rng = random.Random(seed)
     batch = [bench_audit.make_event(rng) for _ in range(events)]
-
-    async def main():
-        it = iter(batch)
-
-        async def worker():
-            for e in it:
-                await log.append_async(e)
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(tasks)))
-        return time.perf_counter() - t0
-
-    dt = asyncio.run(main())
+    dt = bench_audit.append_concurrently(log, batch, tasks)
     log.close()
     return {"events": events, "seconds": round(dt, 3), "events_per_s": round(events / dt)}
 
