@@ -108,10 +108,33 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(func=cmd_demo)
 
+    svc = sub.add_parser("service", add_help=False,
+                         help="run the guard service (`service --help`), or `service add-token USER --tokens-file F`")
+    svc.add_argument("rest", nargs=argparse.REMAINDER)
+    svc.set_defaults(func=cmd_service)
+
     from .redaction.cli import add_subcommands
 
     add_subcommands(sub)
     return p
+
+
+def cmd_service(args) -> int:
+    """Run the guard service with traitlets arguments, or issue a token for its token mode."""
+    if args.rest[:1] == ["add-token"]:
+        p = argparse.ArgumentParser(prog="jupyter guard service add-token",
+                                    description="issue a token for USER (no Hub); printed once, stored as a digest")
+        p.add_argument("user")
+        p.add_argument("--tokens-file", required=True, help="as c.GuardService.tokens_file")
+        a = p.parse_args(args.rest[1:])
+        from .service.identity import add_token
+
+        print(add_token(a.tokens_file, a.user))
+        return 0
+    from .service.app import GuardService
+
+    GuardService.launch_instance(args.rest)
+    return 0
 
 
 # -- catalog ---------------------------------------------------------------------------------
@@ -181,7 +204,10 @@ class _Settings:
         from traitlets.config import Config
 
         self.config = _load_config(args.config) if args.config else Config()
-        guard = self.config.get("GuardApp", {})
+        # the sections the server and the service read, later ones winning as in traitlets
+        guard = {}
+        for section in ("GuardSettings", "GuardService", "GuardApp"):
+            guard.update(self.config.get(section, {}))
         self.audit_dir = args.audit_dir or guard.get("audit_dir") or None
         self.key_file = args.key_file or guard.get("audit_key_file") or None
         self.keyring_backend = args.keyring_backend or guard.get("audit_key_keyring_backend") or None

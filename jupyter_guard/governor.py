@@ -256,13 +256,20 @@ class Governor:
         from .audit import AuditQuery
 
         for rec in self.audit.query(AuditQuery(event_type="lineage", limit=None)):  # oldest first
-            e = rec.event
-            if e.action == "drop" and e.target:
-                self.copies.pop(e.target, None)
-            elif e.dataset and e.target and not e.target.endswith(".ipynb"):
-                self.copies[e.target] = (e.dataset, str((e.details or {}).get("from") or ""))
+            self._copy_from(rec.event)
         self.swap(self.loaded)
         return len(self.copies)
+
+    def apply_lineage(self, event: AuditEvent) -> None:
+        """Put one stored ``lineage`` record in force (the guard service, for its clients' writes)."""
+        self._copy_from(event)
+        self.swap(self.loaded)
+
+    def _copy_from(self, e: AuditEvent) -> None:
+        if e.action == "drop" and e.target:
+            self.copies.pop(e.target, None)
+        elif e.dataset and e.target and not e.target.endswith(".ipynb"):
+            self.copies[e.target] = (e.dataset, str((e.details or {}).get("from") or ""))
 
     def principal(self, user: str, groups=()) -> Principal:
         return self.policy.principal(user, groups, self.extra_roles)

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from jupyter_guard.server.app import GuardApp
+from jupyter_guard.settings import GuardSettings
 from jupyter_guard.audit import SQLiteAuditStore
 from jupyter_guard.credentials import EnvSecrets, FileSecrets, KeyringSecrets
 
@@ -20,6 +21,18 @@ def test_every_config_trait_is_in_the_admin_guide():
         for name in cls.class_own_traits(config=True)
         if f"c.{cls.__name__}.{name}" not in guide
     ]
+    # the settings the server shares with the guard service, written as the server's
+    missing += [f"c.GuardApp.{name}" for name in GuardSettings.class_own_traits(config=True)
+                if f"c.GuardApp.{name}" not in guide]
+    assert not missing, f"undocumented settings: {missing}"
+
+
+def test_every_service_setting_is_in_the_hub_deployment_guide():
+    from jupyter_guard.service.app import GuardService
+
+    guide = (DOCS / "hub-deployment.md").read_text()
+    missing = [f"c.GuardService.{name}" for name in GuardService.class_own_traits(config=True)
+               if f"c.GuardService.{name}" not in guide]
     assert not missing, f"undocumented settings: {missing}"
 
 

@@ -113,6 +113,8 @@ def test_the_core_imports_no_web_framework_and_not_the_server():
     for name, imports in sorted(graph.items()):
         if name.startswith(f"{PACKAGE}.server"):
             continue
+        if name.startswith(f"{PACKAGE}.service") and name != f"{PACKAGE}.service.protocol":
+            continue  # the guard service is a tornado app of its own (see the test below)
         web = sorted(m for m in imports if m.split(".")[0] in WEB)
         if name in MAY_START_THE_SERVER:
             continue
@@ -131,3 +133,15 @@ def test_the_kernel_side_never_imports_the_server():
         reach.add(m)
         todo.extend(x for x in graph.get(m, ()) if x in graph)
     assert not {m for m in reach if m.startswith(f"{PACKAGE}.server")}
+
+
+def test_the_guard_service_is_tornado_without_jupyter_server():
+    """The service runs where no single-user server does: tornado, never jupyter_server or the server package."""
+    graph = _graph()
+    service = {n: i for n, i in graph.items() if n.startswith(f"{PACKAGE}.service")}
+    assert f"{PACKAGE}.service.app" in service
+    for name, imports in service.items():
+        if name == f"{PACKAGE}.service.client":
+            continue  # the single-user server's side: imported by the server package
+        bad = sorted(m for m in imports if m.split(".")[0] == "jupyter_server" or m.startswith(f"{PACKAGE}.server"))
+        assert not bad, f"{name} imports {bad}"

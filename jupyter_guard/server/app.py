@@ -9,36 +9,23 @@ would otherwise leave governed data ungoverned.
 from __future__ import annotations
 
 import asyncio
-import functools
 import getpass
-import time
 import os
-from datetime import datetime, timezone
 from pathlib import Path
 
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
 from tornado.ioloop import PeriodicCallback
-from traitlets import Bool, Dict, Enum, Float, Int, List, Type, Unicode, default
+from traitlets import Bool, Enum, Float, Int, Type, Unicode, default
 
 from .._version import __version__
-from ..audit import AuditLog, AuditStore, SQLiteAuditStore
 from ..audit.readers import StewardReader
-from ..credentials import (
-    CredentialChain,
-    EnvSecrets,
-    FileSecrets,
-    KeyringProvider,
-    KeyringSecrets,
-    SecretSource,
-    load_audit_key,
-    load_key_file,
-)
-from ..errors import AuditError, CatalogError, CredentialError, GovernanceRefusal
+from ..errors import AuditError, CatalogError, CredentialError
 from ..export.governance import ExportSettings, NotebookExports
-from ..governor import Governance, Governor, catalog_fingerprint, discoverer, empty_governance, load_governance
-from ..paths import default_audit_db, default_audit_dir, default_key_file
+from ..governor import Governor, catalog_fingerprint, discoverer
 from ..policy import Policy, Principal
+from ..service.client import ServiceClient, ServiceGovernor
+from ..settings import GuardSettings, now
 from .bindings import KernelBindings, install_identity, install_kernel_launch, kernel_owner
 from .gates import install_gates, save_hook
 from .handlers import default_handlers
@@ -50,82 +37,16 @@ SLIM_EVENT = ("seq", "time", "event_type", "kernel_id")
 EVENT_SCHEMA = Path(__file__).parent.parent / "event_schemas" / "audit" / "v1.yaml"
 
 
-class GuardApp(ExtensionApp):
+class GuardApp(ExtensionApp, GuardSettings):
     name = "jupyter_guard"
     description = "Data governance for Jupyter: catalog labels, policy, redaction and an audit log."
 
-    catalog_dir = Unicode(
-        "",
-        config=True,
-        help="""Directory of catalog and policy YAML files (labels, datasets, roles, rules).
-        Relative dataset locations in it are relative to the server's root_dir. Empty: no
-        catalog, nothing is governed (a warning is logged). A configured directory that is
-        missing or invalid stops the server.""",
-    )
-    catalog_reload_interval = Float(
-        2.0,
-        config=True,
-        help="Seconds between checks of the catalog directory for edits (0 disables reloading).",
-    )
-    catalog_removal_delay = Float(
-        10.0,
-        config=True,
-        help="""Seconds a valid catalog edit that REMOVES datasets or sources must stay unchanged
-        before it takes effect (additions and changes apply at once). A deleted or truncated file
-        seen for a moment mid-edit never ungoverns data. 0: removals apply at once.""",
-    )
     steward_reader_processes = Bool(
         True,
         help="Run stewards' audit queries, exports and verification in reader processes of their own "
              "(lower CPU priority, own read-only connection), so governed reads keep their latency while "
              "stewards work. False: threads of the server's process (stores without a reader fall back to those).",
     ).tag(config=True)
-    allow_empty_catalog = Bool(
-        False,
-        config=True,
-        help="""Accept a catalog that defines no dataset and no source. Off by default: an empty
-        catalog (at start or after an edit) is an error, so governance never turns off by accident.""",
-    )
-    audit_dir = Unicode(
-        config=True,
-        help="Local directory of the default audit database and key file. Never on NFS.",
-    )
-
-    @default("audit_dir")
-    def _default_audit_dir(self):
-        return default_audit_dir()
-
-    audit_store_class = Type(
-        default_value=SQLiteAuditStore,
-        klass=AuditStore,
-        config=True,
-        help="The audit store. Configure it as c.<StoreClass>.<trait>, e.g. c.SQLiteAuditStore.path.",
-    )
-    audit_key_file = Unicode(
-        "",
-        config=True,
-        help="""File holding the audit HMAC key (created 0600 on first start). Default:
-        <audit_dir>/audit.key. Ignored when audit_key_keyring_backend is set.""",
-    )
-    audit_key_keyring_backend = Unicode(
-        "",
-        config=True,
-        help="""Dotted class of a keyring backend holding the audit key (e.g.
-        keyrings.cryptfile.cryptfile.CryptFileKeyring). The backend is always named
-        explicitly: the OS default may prompt, and a server never prompts.""",
-    )
-    audit_key_name = Unicode("audit-key", config=True, help="Name of the audit key in the keyring.")
-    roles = Dict(
-        config=True,
-        help="""Extra role membership on top of the policy's roles:
-        {"steward": {"users": ["dana"], "groups": ["data-stewards"]}}.""",
-    )
-    steward_roles = List(
-        Unicode(),
-        default_value=["steward"],
-        config=True,
-        help="Roles that may query the audit log and see every dataset.",
-    )
     principal_source = Enum(
         ["auto", "identity", "os"],
         default_value="auto",
@@ -134,21 +55,6 @@ class GuardApp(ExtensionApp):
         identity provider (the Hub user under JupyterHub); os: the account running the
         server; auto: identity under JupyterHub (JUPYTERHUB_USER set), os otherwise, since a
         plain token-authenticated server only knows an anonymous browser identity.""",
-    )
-
-    pseudonym_key_file = Unicode(
-        "",
-        config=True,
-        help="""Key of the 'hash' column rule (keyed, salted pseudonyms; the same value gives
-        the same pseudonym for every user, so joins work). Default <audit_dir>/pseudonym.key,
-        created 0600 on first use. Kernels receive it to redact; see the threat model.""",
-    )
-    steward_public_key_file = Unicode(
-        "",
-        config=True,
-        help="""PEM public key of the stewards for the 'encrypt' column rule: kernels encrypt
-        with it, only the holders of the private key can reverse. Empty: 'encrypt' reads fail
-        with a message saying so.""",
     )
 
     ner_model = Unicode(
@@ -160,18 +66,6 @@ class GuardApp(ExtensionApp):
         SSNs, cards, IBANs, IPs, URLs, ...). Passed to kernels at launch.""",
     )
 
-    credential_providers = List(
-        Type(klass=SecretSource),
-        default_value=[FileSecrets, EnvSecrets, KeyringSecrets],
-        config=True,
-        help="""Where data-source secrets are looked up, in order: classes of
-        jupyter_guard.credentials.SecretSource, each configured by its own traits —
-        c.FileSecrets.directory, c.EnvSecrets.prefix, c.KeyringSecrets.backend / file /
-        password_env / password_file / service — or an admin's own subclass. The first provider
-        holding the secret's name answers; a provider that fails (locked or corrupt keyring file,
-        wrong password) stops the lookup with an error naming it — nothing falls through
-        silently. A provider whose setting is empty is off.""",
-    )
     detector_class = Type(
         default_value="jupyter_guard.redaction.Detector",
         config=True,
@@ -217,6 +111,29 @@ class GuardApp(ExtensionApp):
         JupyterLab needs to refresh); auto: slim on a server shared by several users (every event
         subscriber receives every event), full otherwise (a JupyterHub single-user server).""",
     )
+    service_url = Unicode(
+        config=True,
+        help="""The guard service (``jupyter guard service``) that decides, records and holds the keys,
+        e.g. http://127.0.0.1:8765/services/jupyter-guard/ under JupyterHub. Set: this server keeps
+        no audit store, audit key, pseudonym key or secrets; every decision and record goes to the
+        service with service_token, and governed requests fail closed while it cannot be reached.
+        Default: $JUPYTER_GUARD_SERVICE_URL. Empty: decide and record in this server (one machine).""",
+    )
+    service_token = Unicode(
+        config=True,
+        help="""The token this server calls the guard service with. Default: $JUPYTER_GUARD_SERVICE_TOKEN,
+        else the server's own Hub token ($JUPYTERHUB_API_TOKEN), which identifies its owner to the Hub.""",
+    )
+    service_timeout = Float(10.0, config=True, help="Seconds to wait for the guard service before failing closed.")
+
+    @default("service_url")
+    def _default_service_url(self):
+        return os.environ.get("JUPYTER_GUARD_SERVICE_URL", "")
+
+    @default("service_token")
+    def _default_service_token(self):
+        return os.environ.get("JUPYTER_GUARD_SERVICE_TOKEN") or os.environ.get("JUPYTERHUB_API_TOKEN", "")
+
     output_filter = Enum(
         ["governed", "all", "off"],
         default_value="governed",
@@ -240,17 +157,21 @@ class GuardApp(ExtensionApp):
     )
 
     governor: Governor | None = None
-    #: a valid edit that removes datasets, held until it has been stable: (fingerprint, governance, since)
-    _pending_catalog: tuple | None = None
     _reloader: PeriodicCallback | None = None
-    _pseudonym_key: bytes | None = None
 
     def initialize_settings(self) -> None:
         try:
             governance = self._load_governance()
-            audit = self._open_audit_log()
-            self.credentials = self._credential_chain()
-        except (CatalogError, AuditError, CredentialError) as e:
+            if self.service_url:  # the guard service decides and records; nothing of it is kept here
+                client = ServiceClient(self.service_url, self.service_token, timeout=self.service_timeout)
+                self.governor = ServiceGovernor(governance, client, extra_roles=self.roles)
+                self._service_keys = self.governor.redaction_keys()
+                audit = self.governor.audit
+            else:
+                audit = self.open_audit_log()
+                self.governor = Governor(governance, audit, extra_roles=self.roles)
+            self.credentials = self.credential_chain()
+        except (CatalogError, AuditError, CredentialError, ValueError) as e:
             self.log.critical("jupyter_guard cannot start, so the server will not either:\n%s", e)
             raise SystemExit(1) from e
         except Exception as e:
@@ -258,7 +179,6 @@ class GuardApp(ExtensionApp):
             # data ungoverned, so any failure here stops the server.
             self.log.critical("jupyter_guard failed to start, so the server will not either", exc_info=True)
             raise SystemExit(1) from e
-        self.governor = Governor(governance, audit, extra_roles=self.roles)
         try:  # copies of governed files made through the server stay governed across restarts
             copies = self.governor.restore_copies()
         except AuditError as e:
@@ -279,7 +199,7 @@ class GuardApp(ExtensionApp):
         self._wire_kernels()
         self._wire_gates()
         self._fingerprint = catalog_fingerprint(self.catalog_dir) if self.catalog_dir else ()
-        self.loaded_at = _now()
+        self.loaded_at = now()
         self.last_catalog_error: str | None = None
         self.settings.update(jupyter_guard=self)
         self.log.info(
@@ -332,91 +252,7 @@ class GuardApp(ExtensionApp):
     def root_dir(self) -> str:
         return os.path.abspath(os.path.expanduser(self.serverapp.root_dir))
 
-    def _load_governance(self) -> Governance:
-        if not self.catalog_dir:
-            self.log.warning("jupyter_guard: no GuardApp.catalog_dir configured; no data is governed")
-            return empty_governance(self.root_dir)
-        return load_governance(self.catalog_dir, self.root_dir, allow_empty=self.allow_empty_catalog)
-
-    async def check_catalog(self) -> None:
-        """Reload an edited catalog; an invalid edit keeps the last valid one and says where.
-
-        An empty, missing or unreadable file is an invalid edit (what an editor's truncate-then-write
-        or a checkout's delete-then-create leaves for a moment). A valid catalog that drops datasets
-        or sources takes effect only once it has stayed unchanged for catalog_removal_delay
-        seconds; one that only adds or changes entries takes effect at once. Every change of what
-        is in force is recorded (event catalog_reload) with the names added and removed.
-        """
-        fingerprint = catalog_fingerprint(self.catalog_dir)
-        pending = self._pending_catalog
-        if pending is not None and fingerprint == pending[0]:
-            if time.monotonic() - pending[2] >= self.catalog_removal_delay:
-                self._pending_catalog = None
-                await self._apply_catalog(pending[1])
-            return
-        if fingerprint == self._fingerprint:
-            return
-        self._fingerprint, self._pending_catalog = fingerprint, None
-        try:
-            # parsing a large catalog takes seconds: keep it off the event loop
-            governance = await asyncio.get_running_loop().run_in_executor(
-                None, functools.partial(load_governance, self.catalog_dir, self.root_dir,
-                                        allow_empty=self.allow_empty_catalog))
-        except Exception as e:  # CatalogError, or anything unexpected: keep what is in force
-            problems = [str(p) for p in e.problems] if isinstance(e, CatalogError) else [repr(e)]
-            self.log.error(
-                "jupyter_guard: catalog edit rejected, still using the last valid catalog:\n%s",
-                "\n".join(problems),
-                exc_info=not isinstance(e, CatalogError),
-            )
-            self.last_catalog_error = str(e)
-            await self._record_reload(decision="error", reasons=tuple(problems[:50]))
-            return
-        self.last_catalog_error = None
-        _, removed = _changes(self.governor.catalog, governance.catalog)
-        if removed and self.catalog_removal_delay > 0:
-            self._pending_catalog = (fingerprint, governance, time.monotonic())
-            self.log.warning("jupyter_guard: the catalog edit removes %s; it takes effect if unchanged for %.0f s",
-                             ", ".join(removed), self.catalog_removal_delay)
-            return
-        await self._apply_catalog(governance)
-
-    async def _apply_catalog(self, governance: Governance) -> None:
-        added, removed = _changes(self.governor.catalog, governance.catalog)
-        self.governor.swap(governance)
-        self.loaded_at = _now()
-        self.log.info("jupyter_guard: catalog reloaded, %d datasets", len(governance.catalog.datasets))
-        await self._record_reload(decision="allow", details={**governance.catalog.summary(), "added": added,
-                                                             "removed": removed})
-
-    async def _record_reload(self, **fact) -> None:
-        try:
-            await self.governor.record_fact("catalog_reload", user=None, target=self.catalog_dir,
-                                            refusal="the catalog reload was not recorded", **fact)
-        except GovernanceRefusal as e:
-            self.log.error("jupyter_guard: could not record the catalog reload: %s", e)
-
     # -- credentials -----------------------------------------------------------------------
-
-    def _credential_chain(self) -> CredentialChain:
-        """The provider chain; a provider that cannot be used yet is logged, not fatal.
-
-        Unknown provider names and backend classes that do not load stop the server (typos);
-        a keyring file that is locked or missing its password fails each lookup with a
-        message naming it, and works once fixed, without a restart.
-        """
-        sources = [cls(parent=self) for cls in self.credential_providers]
-        chain = CredentialChain.from_sources(sources)
-        for source in sources:
-            if isinstance(source, FileSecrets) and source.directory and not os.path.isdir(source.directory):
-                self.log.warning("jupyter_guard: FileSecrets.directory %s does not exist (no secrets from files)",
-                                 source.directory)
-        for provider in chain.providers:
-            try:
-                provider.list_names()
-            except CredentialError as e:
-                self.log.error("jupyter_guard: credential provider not usable yet (lookups through it will fail): %s", e)
-        return chain
 
     # -- kernels ---------------------------------------------------------------------------
 
@@ -472,6 +308,17 @@ class GuardApp(ExtensionApp):
             host = f"[{host}]"
         return f"{scheme}://{host}:{app.port}{app.base_url.rstrip('/')}/jupyter-guard/api/kernel"
 
+    _service_keys: dict | None = None
+
+    def redaction_keys(self) -> dict:
+        """The keys of column rules for kernels: the guard service's (one pseudonym key for the
+        whole deployment) when there is one, else this server's."""
+        return self._service_keys if self._service_keys is not None else super().redaction_keys()
+
+    @property
+    def service(self) -> ServiceGovernor | None:
+        return self.governor if isinstance(self.governor, ServiceGovernor) else None
+
     def owner_name(self) -> str:
         return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
 
@@ -481,38 +328,7 @@ class GuardApp(ExtensionApp):
             found.update(rule.purposes)
         return sorted(found)
 
-    def redaction_keys(self) -> dict:
-        """The pseudonym key (created on first use) and the stewards' public key, for kernels."""
-        if self._pseudonym_key is None:
-            path = self.pseudonym_key_file or os.path.join(self.audit_dir, "pseudonym.key")
-            self._pseudonym_key = load_key_file(path, what="pseudonym key", create=True)
-        public = ""
-        if self.steward_public_key_file:
-            with open(self.steward_public_key_file, encoding="ascii") as f:
-                public = f.read()
-        return {"pseudonym_key": self._pseudonym_key.hex(), "public_key_pem": public or None}
-
     # -- audit -----------------------------------------------------------------------------
-
-    def _open_audit_log(self) -> AuditLog:
-        os.makedirs(self.audit_dir, mode=0o700, exist_ok=True)
-        kwargs = {}
-        if issubclass(self.audit_store_class, SQLiteAuditStore) and not self._configured("SQLiteAuditStore", "path"):
-            kwargs["path"] = default_audit_db(self.audit_dir)
-        store = self.audit_store_class(parent=self, log=self.log, **kwargs)
-        has_records = store.tail() is not None
-        if self.audit_key_keyring_backend:
-            provider = KeyringProvider(backend=self.audit_key_keyring_backend)
-            key = load_audit_key(key_file=None, provider=provider, key_name=self.audit_key_name, create=not has_records)
-        else:
-            key_file = self.audit_key_file or default_key_file(self.audit_dir)
-            key = load_audit_key(key_file=key_file, provider=None, key_name=self.audit_key_name, create=not has_records)
-        audit = AuditLog(store, key)
-        audit.check_key()
-        return audit
-
-    def _configured(self, section: str, trait: str) -> bool:
-        return trait in self.config.get(section, {}) or trait in self.serverapp.config.get(section, {})
 
     def _emit(self, record) -> None:
         """Route a stored record through the server's jupyter_events logger (slim: only what the
@@ -540,9 +356,6 @@ class GuardApp(ExtensionApp):
         single-user server): kernels, their channels and audit events are confined to their users."""
         return self.principal_source == "identity" and not os.environ.get("JUPYTERHUB_USER")
 
-    def is_steward(self, principal) -> bool:
-        return bool(set(self.steward_roles) & set(principal.roles))
-
     def discoverer(self, who: Principal, policy: Policy | None = None):
         """Whether ``who`` may know a dataset exists (memoised; see governor.discoverer)."""
         return discoverer(policy or self.governor.policy, who, steward=self.is_steward(who))
@@ -565,14 +378,3 @@ class GuardApp(ExtensionApp):
 
         notebook = await self.cells.notebook(binding.kernel_id, binding)
         return binding.governance(notebook=notebook, purposes=self.known_purposes(), color_of=color_of)
-
-
-def _changes(old, new) -> tuple[list[str], list[str]]:
-    """(names added, names removed) of datasets and sources between two catalogs."""
-    before = set(old.datasets) | {f"source:{n}" for n in old.sources}
-    after = set(new.datasets) | {f"source:{n}" for n in new.sources}
-    return sorted(after - before), sorted(before - after)
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -61,6 +61,8 @@ class GuardHandler(ExtensionHandlerMixin, APIHandler):
 
     def require_steward(self):
         who = self.principal()
+        if self.guard.service is not None:
+            return who  # the guard service decides who is a steward, from the Hub's groups, on every query
         if not self.guard.is_steward(who):
             raise web.HTTPError(403, f"{who.user} is not a data steward; the audit log is for stewards")
         return who

@@ -10,6 +10,7 @@ from tornado import web
 
 from ...errors import CredentialError, Refused
 from ...governor import ERROR, Request
+from ...service.protocol import outcome_from_answer
 from ...sources import resolve_source
 from .base import GuardHandler, KernelHandler, OwnKernelHandler, declare_purpose
 
@@ -162,6 +163,18 @@ class KernelCredentialHandler(KernelHandler):
         req = Request(self.principal(), "credential", target=f"source:{source.name}", datasets=(source.as_dataset(),),
                       purpose=binding.purpose, justification=body.get("justification") or None,
                       context=self.context(body), event_type="credential")
+        if self.guard.service is not None:  # the service holds the secrets: it decides, records, hands out
+            try:
+                answer = await self.guard.service.credential(req, {
+                    "source": name, "purpose": binding.purpose, "justification": req.justification,
+                    "context": dict(req.context)})
+            except Refused as e:
+                self.noted(e.outcome, body=body, rank=source.label.rank)
+                raise
+            self.noted(outcome_from_answer(req, answer), body=body, rank=source.label.rank)
+            binding.masker.add(tuple(answer.get("secrets") or ()))
+            self.finish(answer)
+            return
         outcome = self.governor.assess(req)
         resolved = None
         if outcome.permitted:

@@ -1,0 +1,195 @@
+"""The guard service's REST API: thin tornado handlers over the service's Governor.
+
+Every route but ``health`` needs a token; the caller's name and groups come from the Hub (or
+the service's token file), never from the request. Refusals answer as the server's routes
+do: the governor's status (403 refused, 502 secret lookup failed, 503 cannot record) with the
+decision as JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import re
+
+from tornado import web
+
+from .._version import __version__
+from ..errors import CredentialError, GovernanceRefusal
+from ..governor import ERROR
+from ..sources import resolve_source
+from . import protocol
+
+_TOKEN = re.compile(r"(?:token|bearer)\s+(.+)", re.IGNORECASE)
+
+
+class ServiceHandler(web.RequestHandler):
+    caller = None
+
+    @property
+    def service(self):
+        return self.settings["guard_service"]
+
+    @property
+    def governor(self):
+        return self.service.governor
+
+    async def prepare(self):
+        if getattr(self, "public", False):
+            return
+        m = _TOKEN.match(self.request.headers.get("Authorization", ""))
+        if not m:
+            raise web.HTTPError(401, "the guard service needs a token (Authorization: token ...)")
+        try:
+            self.caller = await self.service.identity.caller(m.group(1).strip())
+        except Exception as e:  # the Hub cannot be asked: nobody is identified, nothing is answered
+            self.service.log.error("guard service: cannot identify a caller: %s", e)
+            raise web.HTTPError(503, f"the guard service cannot check who is calling ({type(e).__name__}); "
+                                "governed requests fail closed until it can") from e
+        if self.caller is None:
+            raise web.HTTPError(403, "the token is not valid for the guard service")
+
+    def principal(self):
+        return self.governor.principal(self.caller.user, self.caller.groups)
+
+    def require_steward(self):
+        who = self.principal()
+        if not self.service.is_steward(who):
+            raise web.HTTPError(403, f"{who.user} is not a data steward; the audit log is for stewards")
+        return who
+
+    def body(self) -> dict:
+        try:
+            data = json.loads(self.request.body or b"{}")
+        except ValueError as e:
+            raise web.HTTPError(400, f"the body is not JSON: {e}") from e
+        if not isinstance(data, dict):
+            raise web.HTTPError(400, "the body must be a JSON object")
+        return data
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        error = (kwargs.get("exc_info") or (None, None, None))[1]
+        self.set_header("Content-Type", "application/json")
+        if isinstance(error, GovernanceRefusal):
+            self.set_status(error.status)
+            self.finish(json.dumps(error.body))
+            return
+        message = error.log_message if isinstance(error, web.HTTPError) and error.log_message else self._reason
+        self.finish(json.dumps({"message": message, "status": status_code}))
+
+
+class HealthHandler(ServiceHandler):
+    public = True
+
+    def get(self):
+        self.finish({"ok": True, "version": __version__, "datasets": len(self.governor.catalog.datasets)})
+
+
+class WhoAmIHandler(ServiceHandler):
+    def get(self):
+        who = self.principal()
+        self.finish({"user": who.user, "groups": list(self.caller.groups), "roles": sorted(who.roles),
+                     "steward": self.service.is_steward(who), "kind": self.caller.kind})
+
+
+class DecideHandler(ServiceHandler):
+    """Decide and record one governed request of the caller: the answer is durable first."""
+
+    async def post(self):
+        body = self.body()
+        try:
+            req = protocol.request_from_body(self.principal(), body, self.governor.catalog)
+            outcome = protocol.adjusted(self.governor.assess(req), body.get("adjust"))
+        except ValueError as e:
+            raise web.HTTPError(400, str(e)) from e
+        outcome = await self.governor.decide(req, outcome=outcome, details=body.get("details") or None)
+        self.finish(protocol.answer_body(outcome))
+
+
+class RecordsHandler(ServiceHandler):
+    """POST: record a fact of the caller (a cell execution, a purpose, a lineage record), as the
+    caller. GET: query the log (stewards), every user's records."""
+
+    async def post(self):
+        try:
+            event = protocol.event_from_body(self.body(), user=self.caller.user)
+        except (TypeError, ValueError) as e:
+            raise web.HTTPError(400, f"not an audit event: {e}") from e
+        rec = await self.service.record(event)
+        self.set_status(201)
+        self.finish(rec.to_dict())
+
+    async def get(self):
+        self.require_steward()
+        try:
+            query = protocol.query_from_params({k: self.get_argument(k) for k in self.request.arguments})
+        except ValueError as e:
+            raise web.HTTPError(400, f"bad audit query: {e}") from e
+        text = await self.service.steward_reader.page(query)
+        self.set_header("Content-Type", "application/json")
+        self.finish(text)
+
+
+class VerifyHandler(ServiceHandler):
+    async def get(self):
+        self.require_steward()
+        result = await self.service.steward_reader.verify()
+        self.finish(dataclasses.asdict(result))
+
+
+class KeysHandler(ServiceHandler):
+    """The deployment's one pseudonym key and the stewards' public key, for kernels' column rules."""
+
+    def get(self):
+        self.finish(self.service.redaction_keys())
+
+
+class CopiesHandler(ServiceHandler):
+    """Files made from governed data (copies, derived writes): path -> dataset, for servers to govern."""
+
+    def get(self):
+        self.finish({path: {"dataset": ds, "from": src} for path, (ds, src) in self.governor.copies.items()})
+
+
+class CredentialHandler(ServiceHandler):
+    """A data source's connection URL with its secret, from the service's providers: decided
+    (action ``credential``) and recorded before the secret is looked up and returned."""
+
+    async def post(self):
+        body = self.body()
+        name = body.get("source") or ""
+        gov = self.governor.governance
+        source = gov.catalog.sources.get(name)
+        if source is None:
+            raise web.HTTPError(404, f"no data source {name!r} in the catalog; sources: "
+                                f"{', '.join(sorted(gov.catalog.sources)) or 'none'}")
+        req = protocol.request_from_body(self.principal(), {
+            **body, "action": "credential", "target": f"source:{name}", "datasets": [f"source:{name}"],
+            "event_type": "credential"}, gov.catalog)
+        outcome = self.governor.assess(req)
+        resolved = None
+        if outcome.permitted:
+            try:
+                resolved = await asyncio.get_running_loop().run_in_executor(
+                    None, resolve_source, source, self.service.credentials)
+            except CredentialError as e:
+                outcome = outcome.but(ERROR, str(e))
+        details = {"provider": resolved.provider if resolved else None, "credential": source.credential}
+        outcome = await self.governor.decide(req, outcome=outcome, details=details)
+        self.finish({**protocol.answer_body(outcome), "source": source.name, "url": resolved.url,
+                     "secrets": list(resolved.secrets), "provider": resolved.provider})
+
+
+def handlers(prefix: str) -> list:
+    api = prefix.rstrip("/") + "/" + protocol.API
+    return [
+        (api + "health", HealthHandler),
+        (api + "whoami", WhoAmIHandler),
+        (api + "decide", DecideHandler),
+        (api + "records", RecordsHandler),
+        (api + "verify", VerifyHandler),
+        (api + "keys", KeysHandler),
+        (api + "copies", CopiesHandler),
+        (api + "credentials", CredentialHandler),
+    ]
