@@ -31,6 +31,8 @@ from .gates import install_gates, save_hook
 from .handlers import default_handlers
 from .observer import CellTracker, observing_connection_class
 
+#: variables of the server's environment that only the server may use with the guard service
+SERVICE_SECRETS = ("JUPYTER_GUARD_SERVICE_TOKEN",)
 EVENT_SCHEMA_ID = "https://events.jupyter.org/jupyter_guard/audit/v1"
 #: what a slim audit event carries: enough for the UI to know what to refresh, nothing about the work
 SLIM_EVENT = ("seq", "time", "event_type", "kernel_id")
@@ -286,7 +288,7 @@ class GuardApp(ExtensionApp, GuardSettings):
 
         async def start_kernel(*args, **kwargs):
             env = dict(kwargs.get("env") or os.environ)
-            drop = self.credentials.secret_variables(env)
+            drop = [*self.credentials.secret_variables(env), *(n for n in SERVICE_SECRETS if n in env)]
             if drop:
                 for name in drop:
                     del env[name]
