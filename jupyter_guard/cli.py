@@ -259,6 +259,13 @@ def _load_config(path: str):
 
     full = os.path.abspath(os.path.expanduser(path))
     try:
+        os.stat(full)
+    except PermissionError:
+        raise AuditError(f"cannot read the config file {full}: permission denied (the guard service's config "
+                         "is readable only by its user: run this as that user)") from None
+    except OSError:
+        pass  # missing: said below
+    try:
         return PyFileConfigLoader(os.path.basename(full), path=os.path.dirname(full)).load_config()
     except ConfigFileNotFound:
         raise AuditError(f"no config file at {full}") from None
