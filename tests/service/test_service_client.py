@@ -59,7 +59,7 @@ def records(url, token, **params):
     return page["records"]
 
 
-async def test_reads_are_decided_and_recorded_by_the_service(service, tokens, jp_fetch, jp_ws_fetch, audit_dir):
+async def test_reads_are_decided_and_recorded_by_the_service(service, tokens, jp_fetch, jp_ws_fetch, audit_dir, capsys):
     url, _ = service
     async with running_kernel(jp_fetch, jp_ws_fetch) as (_, k):
         await k.execute("%guard purpose treatment-research")
@@ -76,6 +76,14 @@ async def test_reads_are_decided_and_recorded_by_the_service(service, tokens, jp
     assert not audit_dir.exists()  # nothing of the log lives with the server
     status, verify = call(url, "verify", tokens["dana"])
     assert status == 200 and verify["ok"] and verify["checked"] >= 3
+    # stewards' CLI reads the service's own config file (c.GuardSettings / c.GuardService sections)
+    from jupyter_guard.cli import main
+
+    config = str(audit_dir.parent / "service" / "jupyter_guard_service_config.py")
+    assert main(["audit", "verify", "--config", config]) == 0
+    assert main(["audit", "query", "--config", config, "--event-type", "decision", "--user", "rita"]) == 0
+    out = capsys.readouterr().out
+    assert "OK: " in out and "chain intact" in out and "rita" in out and "patients[restricted]" in out
 
 
 def test_identity_comes_from_the_token_never_from_the_caller(service, tokens):
