@@ -147,18 +147,27 @@ class SecretMasker:
         return json.dumps(self.obj(decoded), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
-def _hits(line: str) -> Iterable[str]:
+def _hits(lines: list[str]) -> list[list[str]]:
+    """The secret values detect-secrets finds in each line, under one settings context (entering
+    it costs more than scanning a line)."""
     from detect_secrets.core.scan import scan_line
     from detect_secrets.settings import default_settings
 
-    with default_settings():
-        for found in scan_line(line):
-            value = found.secret_value or ""
-            if not value:
-                continue
-            if "High Entropy" in found.type and (len(value) < _ENTROPY_MIN or not _in_literal(line, value)):
-                continue
-            yield value
+    from .scan_secrets import DETECT_SECRETS_LOCK
+
+    out = []
+    with DETECT_SECRETS_LOCK, default_settings():
+        for line in lines:
+            values = []
+            for found in scan_line(line):
+                value = found.secret_value or ""
+                if not value:
+                    continue
+                if "High Entropy" in found.type and (len(value) < _ENTROPY_MIN or not _in_literal(line, value)):
+                    continue
+                values.append(value)
+            out.append(values)
+    return out
 
 
 def _in_literal(line: str, value: str) -> bool:
@@ -168,14 +177,14 @@ def _in_literal(line: str, value: str) -> bool:
 def mask_secrets(code: str, known: Iterable[str] = ()) -> str:
     """``code`` with every detected secret (and every spelling of a value in ``known``) replaced by ***."""
     pattern = known_pattern(known)
+    lines = [pattern.sub(MASK, line) if pattern is not None else line for line in code.splitlines(keepends=True)]
+    found = iter(_hits([line for line in lines if line.strip()]))
     out = []
-    for line in code.splitlines(keepends=True):
-        if pattern is not None:
-            line = pattern.sub(MASK, line)
+    for line in lines:
         if not line.strip():
             out.append(line)
             continue
-        for value in sorted(set(_hits(line)), key=len, reverse=True):
+        for value in sorted(set(next(found)), key=len, reverse=True):
             literal = next((m for m in _STRING.finditer(line) if value in m.group("body")), None)
             if literal is not None and len(value) < 8:  # a detector reported a token's prefix
                 q = literal.group("q")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -33,6 +34,12 @@ class SecretFinding:
     end: int
 
 
+#: detect-secrets keeps its settings in globals that ``default_settings()`` clears and reloads:
+#: two threads inside it at once corrupt them ("dictionary changed size during iteration"), so
+#: every use of it in this package holds this lock
+DETECT_SECRETS_LOCK = threading.RLock()
+
+
 class SecretScanner:
     """Scans lines for secrets; use as a context manager (detect-secrets' settings are global)."""
 
@@ -45,6 +52,7 @@ class SecretScanner:
         from detect_secrets.settings import default_settings
 
         self._stack = contextlib.ExitStack()
+        self._stack.enter_context(DETECT_SECRETS_LOCK)
         self._stack.enter_context(default_settings())
         self._scan_line = scan_line
         return self

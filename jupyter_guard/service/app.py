@@ -104,8 +104,11 @@ class GuardService(Application, GuardSettings):
 
     def start(self):
         sockets = bind_sockets(self.port, self.ip)
+        self._parent = None
         if self.processes > 1:
+            parent = os.getpid()
             fork_processes(self.processes, max_restarts=100)  # each child has its own connections
+            self._parent = parent  # only the children get here: they stop when the parent is gone
         asyncio.run(self.serve(sockets))
 
     def setup(self) -> None:
@@ -161,6 +164,12 @@ class GuardService(Application, GuardSettings):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        if getattr(self, "_parent", None):
+            # SIGTERM to the service (the Hub's, a plain kill) reaches only the forking parent:
+            # a worker whose parent is gone stops too, instead of serving on as an orphan
+            orphan = PeriodicCallback(lambda: os.getppid() != self._parent and stop.set(), 1000)
+            orphan.start()
+            timers.append(orphan)
         await stop.wait()
         for timer in timers:
             timer.stop()

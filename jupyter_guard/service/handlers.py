@@ -68,6 +68,14 @@ class ServiceHandler(web.RequestHandler):
             raise web.HTTPError(400, "the body must be a JSON object")
         return data
 
+    def log_exception(self, typ, value, tb) -> None:
+        """A refusal is an answer, not a failure: one line, never a traceback (the record has it all)."""
+        if isinstance(value, (GovernanceRefusal, web.HTTPError)):
+            self.service.log.info("guard service: %s %s -> %s", self.request.method, self.request.path,
+                                  getattr(value, "status", None) or getattr(value, "status_code", ""))
+            return
+        super().log_exception(typ, value, tb)
+
     def write_error(self, status_code: int, **kwargs) -> None:
         error = (kwargs.get("exc_info") or (None, None, None))[1]
         self.set_header("Content-Type", "application/json")

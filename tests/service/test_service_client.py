@@ -120,3 +120,39 @@ async def test_the_service_down_makes_governed_reads_fail_closed(service, jp_fet
         assert res.error is not None and res.error["ename"] == "GuardDenied", res.text
         assert "guard service" in res.text and "does not answer" in res.text
         assert "123-45-6789" not in res.text
+
+
+def test_service_workers_stop_with_their_parent(tmp_path, catalog_dir, tokens):
+    """processes > 1: a SIGTERM reaches only the forking parent (a Hub-managed service, a plain
+    kill); its workers must not serve on as orphans."""
+    import os
+    import time
+
+    config = f"""
+        c.GuardService.auth = "token"
+        c.GuardService.tokens_file = {tokens['file']!r}
+        c.GuardService.processes = 2
+        c.GuardSettings.catalog_dir = {str(catalog_dir)!r}
+        c.GuardSettings.audit_dir = {str(tmp_path / 'svc2' / 'audit')!r}
+    """
+    with guard_service(tmp_path / "svc2", config) as (url, proc):
+        assert call(url, "whoami", tokens["rita"])[0] == 200
+        workers = [int(p) for p in os.listdir("/proc") if p.isdigit() and _ppid(int(p)) == proc.pid]
+        assert len(workers) == 2, workers
+        proc.terminate()
+        proc.wait(20)
+        deadline = time.monotonic() + 10
+        while any(os.path.exists(f"/proc/{w}") and _ppid(w) != 0 for w in workers):
+            assert time.monotonic() < deadline, "service workers outlived their parent"
+            time.sleep(0.2)
+
+
+def _ppid(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return 0
+    if stat.rsplit(")", 1)[1].split()[0] == "Z":
+        return 0  # a zombie has stopped
+    return int(stat.rsplit(")", 1)[1].split()[1])
