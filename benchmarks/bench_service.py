@@ -40,6 +40,7 @@ import multiprocessing
 import os
 import platform
 import random
+import re
 import secrets
 import shutil
 import signal
@@ -147,7 +148,7 @@ class Service:
         self.dir.mkdir(parents=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
-        self.store, self.table, self.dsn = store, f"audit_{name.replace('-', '_')}", dsn
+        self.store, self.table, self.dsn = store, "audit_" + re.sub(r"[^a-z0-9]+", "_", name.lower()), dsn
         researchers = [u for i, u in enumerate(users) if i % 2 == 0]  # half the users are researchers
         lines = [
             f"c.GuardService.ip = '127.0.0.1'", f"c.GuardService.port = {self.port}",
@@ -210,7 +211,9 @@ class Service:
             with psycopg.connect(self.dsn) as conn:
                 rows = conn.execute(f'SELECT "event_type", count(*) FROM {self.table} GROUP BY 1').fetchall()
         else:
-            db = next((self.dir / "audit").glob("*.sqlite*"))
+            from jupyter_guard.paths import default_audit_db
+
+            db = default_audit_db(str(self.dir / "audit"))
             with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
                 rows = conn.execute('SELECT "event_type", count(*) FROM audit_log GROUP BY 1').fetchall()
         return {k: int(v) for k, v in rows}
@@ -427,7 +430,7 @@ def summarise(merged: dict, duration: float, cpu: CpuMeter, client_cpu_s: float,
 
 WRK_LUA = """
 local reqs, kinds, i, n = {}, {}, 0, 0
-local counts = {}
+counts = {}  -- global: done() reads it from every thread with thread:get
 function init(args)
   local f = io.open(args[1], "r")
   local data = f:read("*a"); f:close()
@@ -516,19 +519,42 @@ def drive_wrk(svc: Service, reqs: list, threads: int, conns: int, duration: floa
 # -- checks --------------------------------------------------------------------------------------
 
 
-def check(svc: Service, result: dict, steward_token: str) -> dict:
-    """The chain verifies, and every answered decision and append is in the store -- or fail."""
+def check(svc: Service, result: dict, steward_token: str, slack: int = 0) -> dict:
+    """The chain verifies, and every answered decision and append is in the store -- or fail.
+    ``slack``: requests wrk cut off at its deadline (at most one per connection) may be stored
+    without an answer having been counted; the Python client drains, so there it is 0."""
     status, verify = call(svc.url, "verify", steward_token)
     counts = svc.counts()
+    within = lambda stored, answered: answered <= stored <= answered + slack  # noqa: E731
     ok = (status == 200 and verify.get("ok") and verify.get("checked") == sum(counts.values())
-          and counts.get("decision", 0) == result["decide_answered"]
-          and counts.get("cell_execution", 0) == result["append_answered"] and not result["errors"])
+          and within(counts.get("decision", 0), result["decide_answered"])
+          and within(counts.get("cell_execution", 0), result["append_answered"]))
     out = {"verify_ok": bool(verify.get("ok")), "verified": verify.get("checked"), "store": counts,
            "decide_answered": result["decide_answered"], "append_answered": result["append_answered"], "ok": bool(ok)}
+    if result["errors"]:  # answered, not stored, so not a durability failure -- but reported, and the run exits 1
+        kept = Path(tempfile.gettempdir()) / f"bench_service_errors_{svc.dir.name}.log"
+        shutil.copy(svc.dir / "service.log", kept)
+        out["server_errors"] = result["errors"]
+        out["server_error_log"] = server_errors(kept)[-3000:]
+        print(f"  WARNING {svc.dir.name}: answers other than 200/201/403: {result['errors']} (log kept in {kept}):\n"
+              + textwrap.indent(out["server_error_log"][-1500:], "    "), flush=True)
     if not ok:
+        kept = Path(tempfile.gettempdir()) / f"bench_service_failed_{svc.dir.name}.log"
+        shutil.copy(svc.dir / "service.log", kept)
         raise SystemExit(f"DURABILITY/CHAIN CHECK FAILED for {svc.dir.name}: {json.dumps(out)}\n"
-                         f"errors: {result['errors']}\n{svc.log_text()}")
+                         f"errors: {result['errors']}\nservice errors (log kept in {kept}):\n{server_errors(kept)}")
     return out
+
+
+def server_errors(log: Path) -> str:
+    """The service log's 5xx answers with the tracebacks before them (403 refusals left out)."""
+    lines = log.read_text(errors="replace").splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        if re.match(r"^5\d\d (GET|POST) ", line):
+            start = max(0, i - 40)
+            out += [x for x in lines[start:i + 1] if x] + ["----"]
+    return "\n".join(out[-200:]) or "(no 5xx in the log)"
 
 
 # -- main ----------------------------------------------------------------------------------------
@@ -593,10 +619,12 @@ def main(argv=None) -> int:
                     if runner == "wrk":
                         res = drive_wrk(svc, reqs[0] + reqs[1 % len(reqs)], 2, args.connections * args.clients,
                                         args.duration, svc.dir)
+                        time.sleep(2.0)  # requests wrk cut off at its deadline are still being stored
                     else:
                         res = drive_python(svc, reqs, args.connections, args.warmup, args.duration, rate=rate)
                     res.update(scenario=name, store=store, processes=procs, users=len(us), round=round_no)
-                    res["check"] = check(svc, res, tokens[STEWARD])
+                    res["check"] = check(svc, res, tokens[STEWARD],
+                                         slack=args.connections * args.clients if runner == "wrk" else 0)
                 finally:
                     svc.stop()
                 line = (f"  {name:<22} r{round_no} {res['decisions_per_s']:>7,} dec/s {res['requests_per_s']:>7,} req/s"
@@ -686,6 +714,10 @@ def main(argv=None) -> int:
     print("every scenario: chain verified, store decisions == decide answers, cell_execution == 201s")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    failed = {f"{name} r{x['round']}": x["errors"] for name, xs in runs.items() for x in xs if x["errors"]}
+    if failed:
+        print(f"FAILED: the service answered with errors (not stored, so the durability check holds): {failed}")
+        return 1
     return 0
 
 
