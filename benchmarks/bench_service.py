@@ -219,12 +219,28 @@ class Service:
         return {k: int(v) for k, v in rows}
 
     def stop(self) -> None:
+        """SIGTERM the service and its forked workers. A signal to the parent alone does not reach
+        the workers: tornado's fork_processes parent just dies and they keep serving, orphaned."""
+        workers = [p for p in self.pids() if p != self.proc.pid]
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
+        for pid in workers:
             try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        deadline = time.time() + 60
+        for pid in workers:
+            while Path(f"/proc/{pid}").exists() and time.time() < deadline:
+                if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+                time.sleep(0.1)
+            if Path(f"/proc/{pid}").exists() and time.time() >= deadline:
+                os.kill(pid, signal.SIGKILL)
         self.log.close()
 
 
