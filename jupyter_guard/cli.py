@@ -22,6 +22,9 @@ QUERY_FIELDS = ("user", "dataset", "label", "decision", "notebook", "event_type"
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["service"]:  # traitlets arguments (--config F, --GuardService.x=...) are the service's own
+        return cmd_service(argparse.Namespace(rest=argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -133,7 +136,9 @@ def cmd_service(args) -> int:
         return 0
     from .service.app import GuardService
 
-    GuardService.launch_instance(args.rest)
+    app = GuardService()  # not the traitlets singleton: the CLI may run beside other applications (tests)
+    app.initialize(args.rest)
+    app.start()
     return 0
 
 

@@ -242,3 +242,23 @@ def test_audit_import_refuses_a_tampered_source(audit_log_dir, pg_config, tmp_pa
     assert not (tmp_path / "central.key").exists()  # nothing was touched: no key, no tables
     out = run("audit", "verify", "--config", str(cfg))
     assert out.returncode == 2 and "does not exist" in out.stderr
+
+
+def test_service_takes_its_own_traitlets_arguments(tmp_path, capsys):
+    """`jupyter guard service --config F` as the Hub deployment guide writes it: the arguments are
+    the service's (traitlets), and a config file it cannot read stops it with why."""
+    import pytest
+
+    from jupyter_guard.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["service", "--config", str(tmp_path / "missing.py")])
+    assert stop.value.code == 1
+    token = tmp_path / "tokens.json"
+    assert main(["service", "add-token", "bob", "--tokens-file", str(token)]) == 0
+    issued = capsys.readouterr().out.strip()
+    import hashlib
+    import json
+
+    assert json.loads(token.read_text()) == {hashlib.sha256(issued.encode()).hexdigest(): "bob"}
+    assert oct(token.stat().st_mode & 0o777) == "0o600"

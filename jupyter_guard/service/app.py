@@ -98,6 +98,11 @@ class GuardService(Application, GuardSettings):
     def initialize(self, argv=None):
         super().initialize(argv)
         if self.config_file:
+            if not os.access(self.config_file, os.R_OK):
+                self.log.critical("jupyter_guard service cannot start: cannot read its config file %s (%s)",
+                                  self.config_file, "missing" if not os.path.exists(self.config_file)
+                                  else "permission denied")
+                raise SystemExit(1)
             self.load_config_file(self.config_file)
 
     # -- start and stop ------------------------------------------------------------------------

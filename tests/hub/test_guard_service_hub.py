@@ -103,7 +103,7 @@ def deployment():
             users=[RITA, OMAR, SAM, NORA],
             services=[{
                 "name": "jupyter-guard", "url": f"http://127.0.0.1:{PORT}", "user": GUARD, "cwd": str(service),
-                "command": [sys.executable, "-m", "jupyter_guard.service", "--config", str(config)],
+                "command": [str(Path(sys.executable).parent / "jupyter-guard"), "service", "--config", str(config)],  # as the guide
             }],
             roles=[
                 {"name": "jupyter-guard", "services": ["jupyter-guard"],
@@ -266,7 +266,7 @@ def _service_pid() -> int:
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                if os.stat(f"/proc/{entry}").st_uid == uid and b"jupyter_guard.service" in Path(
+                if os.stat(f"/proc/{entry}").st_uid == uid and b"service\x00--config" in Path(
                         f"/proc/{entry}/cmdline").read_bytes():
                     return int(entry)
             except OSError:
