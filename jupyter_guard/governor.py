@@ -20,7 +20,7 @@ from .audit import AuditEvent, AuditLog, AuditRecord
 from .catalog import Catalog, Dataset, Resolution
 from .catalog.locations import has_glob
 from .catalog.loader import build_catalog, read_sections
-from .errors import AuditError, CatalogError, Problem, Refused, Unrecorded
+from .errors import AuditError, CatalogError, CredentialError, Problem, Refused, Unrecorded
 from .masking import mask_secrets
 from .policy import DENY, EFFECT_ORDER, JUSTIFY, REDACT, Decision, Policy, Principal, build_policy
 
@@ -316,6 +316,23 @@ class Governor:
             except AuditError as e:
                 raise self._unrecorded(outcome, e) from e
         return _answer(outcome)
+
+    async def decide_credential(self, req: Request, source, credentials):
+        """A data source's secret for ``req`` (action ``credential``): decided, the secret looked
+        up through ``credentials`` only when permitted (a failed lookup is the ``error`` effect),
+        recorded with the provider that answered, then returned as (outcome, resolved source).
+        Raises Refused / Unrecorded as :meth:`decide`; the secret is never recorded."""
+        from .sources import resolve_source
+
+        outcome = self.assess(req)
+        resolved = None
+        if outcome.permitted:
+            try:
+                resolved = await asyncio.get_running_loop().run_in_executor(None, resolve_source, source, credentials)
+            except CredentialError as e:
+                outcome = outcome.but(ERROR, str(e))
+        details = {"provider": resolved.provider if resolved else None, "credential": source.credential}
+        return await self.decide(req, outcome=outcome, details=details), resolved
 
     def decide_blocking(self, req: Request, *, details: Mapping | None = None) -> Outcome:
         """``decide`` for code without an event loop (the CLI, benchmarks)."""

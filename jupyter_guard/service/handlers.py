@@ -8,7 +8,6 @@ decision as JSON.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import re
@@ -16,9 +15,7 @@ import re
 from tornado import web
 
 from .._version import __version__
-from ..errors import CredentialError, GovernanceRefusal
-from ..governor import ERROR
-from ..sources import resolve_source
+from ..errors import GovernanceRefusal
 from . import protocol
 
 _TOKEN = re.compile(r"(?:token|bearer)\s+(.+)", re.IGNORECASE)
@@ -175,16 +172,7 @@ class CredentialHandler(ServiceHandler):
         req = protocol.request_from_body(self.principal(), {
             **body, "action": "credential", "target": f"source:{name}", "datasets": [f"source:{name}"],
             "event_type": "credential"}, gov.catalog)
-        outcome = self.governor.assess(req)
-        resolved = None
-        if outcome.permitted:
-            try:
-                resolved = await asyncio.get_running_loop().run_in_executor(
-                    None, resolve_source, source, self.service.credentials)
-            except CredentialError as e:
-                outcome = outcome.but(ERROR, str(e))
-        details = {"provider": resolved.provider if resolved else None, "credential": source.credential}
-        outcome = await self.governor.decide(req, outcome=outcome, details=details)
+        outcome, resolved = await self.governor.decide_credential(req, source, self.service.credentials)
         self.finish({**protocol.answer_body(outcome), "source": source.name, "url": resolved.url,
                      "secrets": list(resolved.secrets), "provider": resolved.provider})
 

@@ -3,15 +3,13 @@ requests. Each goes through the governor, which decides and records before the a
 
 from __future__ import annotations
 
-import asyncio
 
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from ...errors import CredentialError, Refused
-from ...governor import ERROR, Request
+from ...errors import Refused
+from ...governor import Request
 from ...service.protocol import outcome_from_answer
-from ...sources import resolve_source
 from .base import GuardHandler, KernelHandler, OwnKernelHandler, declare_purpose
 
 #: the audit context fields a browser may give with a decision request
@@ -175,17 +173,8 @@ class KernelCredentialHandler(KernelHandler):
             binding.masker.add(tuple(answer.get("secrets") or ()))
             self.finish(answer)
             return
-        outcome = self.governor.assess(req)
-        resolved = None
-        if outcome.permitted:
-            try:
-                resolved = await asyncio.get_running_loop().run_in_executor(
-                    None, resolve_source, source, self.guard.credentials)
-            except CredentialError as e:
-                outcome = outcome.but(ERROR, str(e))
-        details = {"provider": resolved.provider if resolved else None, "credential": source.credential}
         try:
-            outcome = await self.governor.decide(req, outcome=outcome, details=details)
+            outcome, resolved = await self.governor.decide_credential(req, source, self.guard.credentials)
         except Refused as e:
             self.noted(e.outcome, body=body, rank=source.label.rank)
             raise
