@@ -7,7 +7,7 @@ as a Jupyter server extension with a JupyterLab frontend.
 from ._version import __version__
 from .errors import GuardDenied
 
-__all__ = ["GuardDenied", "__version__", "connect"]
+__all__ = ["GuardDenied", "__version__", "connect", "read"]
 
 
 def __getattr__(name: str):
@@ -17,6 +17,10 @@ def __getattr__(name: str):
         from .kernel.connect import connect
 
         return connect
+    if name == "read":  # jupyter_guard.read("patients", columns=[...], filters=[...])
+        from .kernel.dataset_read import read_dataset
+
+        return read_dataset
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -129,6 +129,10 @@ class Outcome:
     record: AuditRecord | None = None
     #: the target's resolution (reads): the kernel needs the dataset's column rules
     resolution: Resolution | None = None
+    #: a read's access: "brokered" when only the guard reads the data (jupyter_guard.broker)
+    access: str = "direct"
+    #: a permitted brokered read's ticket: what the kernel hands the broker to get the data
+    ticket: str | None = None
 
     @property
     def decision(self) -> Decision:
@@ -162,6 +166,10 @@ class Outcome:
                "reasons": [*d.reasons, *self.reasons], "audit_seq": self.record.seq if self.record else None}
         if not self.permitted:
             out["message"] = self.message()
+        if self.access != "direct":
+            out["access"] = self.access
+        if self.ticket:
+            out["ticket"] = self.ticket
         return out
 
 
@@ -185,6 +193,10 @@ class Governor:
         self.extra_roles = dict(extra_roles or {})
         #: called with each stored record (the server routes them to jupyter_events)
         self.on_record: list[Callable[[AuditRecord], None]] = []
+        #: who reads brokered datasets: set where this governor's owner also serves the reads
+        #: (jupyter_guard.broker.Tickets); ``brokers_by_label``: the policy's brokered_labels apply
+        self.tickets = None
+        self.brokers_by_label = False
 
     @property
     def catalog(self) -> Catalog:
@@ -292,10 +304,25 @@ class Governor:
         )
         refused = [d for d in decisions if not d.permitted]
         strictest = max(refused or decisions, key=lambda d: EFFECT_ORDER.get(d.effect, 3)).effect
-        outcome = Outcome(req, decisions, strictest, permitted=not refused, resolution=resolution)
+        access = "direct"
+        if resolution is not None and resolution.dataset is not None and req.action == "read":
+            access = self.access_of(resolution.dataset, gov.policy)
+        outcome = Outcome(req, decisions, strictest, permitted=not refused, resolution=resolution, access=access)
         if outcome.permitted and strictest == REDACT and not req.serves_redacted:
             return outcome.but(DENY, NOT_SERVED_REDACTED)
         return outcome
+
+    def access_of(self, dataset: Dataset, policy: Policy | None = None) -> str:
+        """How ``dataset`` is read: "brokered" (only the guard reads it) or "direct"."""
+        if dataset.access:
+            return dataset.access
+        if not self.brokers_by_label:
+            return "direct"
+        labels = (policy or self.policy).brokered_labels
+        if labels is None:  # not set: the most sensitive label is brokered
+            top = max(self.catalog.labels, key=lambda label: label.rank, default=None)
+            labels = (top.name,) if top is not None else ()
+        return "brokered" if dataset.label.name in labels else "direct"
 
     def effect_of(self, who: Principal, dataset: Dataset | None, action: str, *, target: str | None = None,
                   purpose: str | None = None) -> str:
@@ -315,7 +342,15 @@ class Governor:
                 outcome = replace(outcome, record=await self.append_async(event))
             except AuditError as e:
                 raise self._unrecorded(outcome, e) from e
-        return _answer(outcome)
+        return _answer(self._ticketed(outcome))
+
+    def _ticketed(self, o: Outcome) -> Outcome:
+        """A permitted, recorded brokered read with the ticket that lets the broker serve it once."""
+        if not (o.permitted and o.access == "brokered" and o.record is not None and self.tickets is not None):
+            return o
+        d = o.decision
+        return replace(o, ticket=self.tickets.issue(user=o.request.who.user, dataset=d.dataset, target=d.target,
+                                                    effect=o.effect, audit_seq=o.record.seq))
 
     async def decide_credential(self, req: Request, source, credentials):
         """A data source's secret for ``req`` (action ``credential``): decided, the secret looked

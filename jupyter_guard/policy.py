@@ -148,6 +148,10 @@ class Policy:
     no_rule: str = DENY
     classify_unlabeled: bool = False
     source: str = ""
+    #: labels whose datasets only the guard service reads (defaults.brokered_labels; None: not
+    #: set, the catalog's most sensitive label); a dataset's own ``access:`` overrides it, and
+    #: without a service it does not apply
+    brokered_labels: tuple[str, ...] | None = None
     warnings: list[Problem] = field(default_factory=list)
 
     def roles_for(self, user: str, groups: Iterable[str] = (), extra: Mapping[str, Mapping] | None = None) -> frozenset[str]:
@@ -256,12 +260,21 @@ def build_policy(sections: list[Section], catalog: Catalog, problems: list[Probl
             roles[str(role)] = entry  # a later definition (the catalog's) replaces the default's
     labels = {label.name: label for label in catalog.labels}
     settings: dict[str, Any] = {"unlabeled": ALLOW, "no_rule": DENY, "classify_unlabeled": False}
+    brokered: tuple[str, ...] | None = None
     for sec in (s for s in sections if s.key == "defaults"):
         if not isinstance(sec.value, dict):
-            report.add(sec.file, sec.line, "defaults is a mapping with unlabeled:, no_rule: and classify_unlabeled:")
+            report.add(sec.file, sec.line, "defaults is a mapping with unlabeled:, no_rule:, classify_unlabeled: "
+                                           "and brokered_labels:")
             continue
         for key, value in sec.value.items():
             where = line_of(sec.value, key, sec.line)
+            if key == "brokered_labels":
+                if not isinstance(value, list) or not all(isinstance(v, str) and v in labels for v in value):
+                    report.add(sec.file, where, "defaults.brokered_labels is a list of labels "
+                                                f"({', '.join(labels)})")
+                    continue
+                brokered = tuple(value)
+                continue
             if key == "classify_unlabeled":
                 if not isinstance(value, bool):
                     report.add(sec.file, where, "defaults.classify_unlabeled must be true or false")
@@ -287,7 +300,7 @@ def build_policy(sections: list[Section], catalog: Catalog, problems: list[Probl
             names[rule.name] = f"{rule.file}:{rule.line}"
             rules.append(rule)
     return Policy(tuple(rules), roles, settings["unlabeled"], settings["no_rule"], settings["classify_unlabeled"],
-                  warnings=warnings)
+                  warnings=warnings, brokered_labels=brokered)
 
 
 def _names(spec: Mapping, key: str, file: str, line: int, report: Reporter) -> tuple[str, ...]:

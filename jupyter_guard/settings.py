@@ -166,6 +166,22 @@ class GuardSettings(LoggingConfigurable):
                 public = f.read()
         return {"pseudonym_key": self._pseudonym_key.hex(), "public_key_pem": public or None}
 
+    _broker_redactor = None
+
+    def broker_redactor(self):
+        """The Redactor of the reads this process brokers, with the deployment's keys (built on
+        first use: Presidio is heavy). Same detector and model as kernels use, so both paths agree."""
+        if self._broker_redactor is None:
+            from .redaction import Detector, Redactor
+
+            keys = GuardSettings.redaction_keys(self)  # this process's own keys, never a remote's
+            pem = keys.get("public_key_pem")
+            detector = getattr(self, "detector_class", Detector)
+            self._broker_redactor = Redactor(detector(ner_model=getattr(self, "ner_model", "") or None),
+                                             pseudonym_key=bytes.fromhex(keys["pseudonym_key"]),
+                                             public_key_pem=pem.encode() if pem else None)
+        return self._broker_redactor
+
     def open_audit_log(self) -> AuditLog:
         """The audit log of the configured store, its key checked against the records (a wrong
         key is refused before anything is appended)."""

@@ -38,7 +38,8 @@ SECTIONS = CATALOG_SECTIONS + POLICY_SECTIONS
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 ENTITY_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
-DATASET_KEYS = {"name", "description", "label", "owner", "steward", "locations", "columns", "purposes"}
+DATASET_KEYS = {"name", "description", "label", "owner", "steward", "locations", "columns", "purposes", "access"}
+ACCESS = ("direct", "brokered")
 SOURCE_KEYS = {"name", "description", "url", "credential", "user", "label", "owner", "steward", "purposes"}
 
 
@@ -248,9 +249,14 @@ def build_dataset(
         columns.append(ColumnRule(str(col), rule["entity"], how))
     purposes = _purposes(spec, file, line, report)
     ok = ok and purposes is not None
+    access = spec.get("access") or ""
+    if access and access not in ACCESS:
+        report.add(file, line_of(spec, "access", line), f"access must be one of {', '.join(ACCESS)}, not {access!r}")
+        ok = False
     if not ok:
         return None
     return Dataset(
+        access=access,
         name=name,
         label=label,
         description=str(spec.get("description", "") or ""),

@@ -76,10 +76,14 @@ class Dataset:
     purposes: tuple[str, ...] = ()
     file: str = ""
     line: int = 0
+    #: "brokered": only the guard reads it (docs/admin-guide.md "Brokered reads"); "direct": the
+    #: kernel reads it itself; "": as the policy's defaults.brokered_labels say under a service
+    access: str = ""
 
     def to_dict(self) -> dict:
         return {
             "name": self.name,
+            "access": self.access or None,
             "description": self.description,
             "label": self.label.name,
             "owner": self.owner,
@@ -234,6 +238,12 @@ class Catalog:
     def resolve(self, target: str | os.PathLike | bytes, kind: str | None = None) -> Resolution:
         """The dataset that governs a path, URI or (with kind="table") SQL table name."""
         kind = kind or classify(target)
+        if kind == "dataset":  # jupyter_guard.read("patients"): the dataset's first path location
+            ds = self.datasets.get(os.fspath(target))
+            loc = next((loc for loc in ds.locations if loc.kind == PATH), None) if ds else None
+            if loc is None:
+                raise ValueError(f"no dataset {target!r} with a file location in the catalog")
+            return Resolution(PATH, loc.pattern, ds, loc.pattern)
         if kind == PATH:
             key = normalize_path(target, self.root_dir)
         elif kind == URI:

@@ -101,6 +101,8 @@ class GuardClient:
         status, reply = self.request("GET", "keys")
         if status == 200 and isinstance(reply, dict) and reply.get("pseudonym_key"):
             return reply
+        if status == 409 and isinstance(reply, dict) and reply.get("message"):
+            raise GuardDenied(str(reply["message"]))  # the keys stay with the guard service
         raise GuardDenied(self._failure(status, reply, what="hand out the redaction keys"))
 
     def close(self) -> None:

@@ -128,7 +128,7 @@ class Guard:
             msg_id, cell_id = self._execution()
             key = (kind, target)
             hit = self._cache.get(key)
-            if hit is not None:
+            if hit is not None and not hit.get("ticket"):  # a ticket serves one read: the next asks again
                 return hit
             # no purpose: the server decides under the purpose it holds for this kernel
             body = {"target": target, "kind": kind, "action": "read", "msg_id": msg_id or "", "cell_id": cell_id}
@@ -167,6 +167,10 @@ class Guard:
                 for f in _input_files(out):
                     self.spark_inputs[f] = names
         return with_sources(out, names)
+
+    def apply_brokered(self, result: Any, decisions: list[dict]) -> Any:
+        """A brokered read's result (redacted by the broker), carrying its sources."""
+        return with_sources(result, sorted({d["dataset"] for d in decisions if d.get("dataset")}))
 
     def derive(self, target: str, sources: list[str], writer: str, shape: str = "file") -> dict:
         """Ask before writing a frame made from governed data to ``target``: the file will be

@@ -316,12 +316,14 @@ class Hooks:
             if not self.active or inside():
                 return original(*args, **kwargs)
             literal = LITERAL_STARTS.get(reader.rsplit(".", 1)[-1], ())
-            targets = targets_of(_arg(args, kwargs, arg, pos), literal=literal)
+            asked = targets_of(_arg(args, kwargs, arg, pos), literal=literal)
             with governed():
-                targets = expand(targets)
+                targets = expand(asked)
             if not targets:
                 return original(*args, **kwargs)
             decisions = guard.decide_all(targets, reader)
+            if any(d.get("access") == "brokered" for d in decisions):  # only the guard reads it
+                return brokered_read(guard, reader, asked, decisions[:len(asked)], args, kwargs, arg, pos)
             if not pandas:
                 _refuse_non_pandas(guard, targets, decisions, reader)
             with governed():
@@ -353,6 +355,7 @@ class Hooks:
             if not targets:
                 return original(*args, **kwargs)  # reads no table (SELECT 1)
             decisions = guard.decide_all(targets, reader)
+            _refuse_brokered(guard, targets, decisions, reader)
             if not pandas:
                 _refuse_non_pandas(guard, targets, decisions, reader)
             with governed():
@@ -377,6 +380,7 @@ class Hooks:
             if not targets:
                 return original(spark_reader, *args, **kwargs)
             decisions = guard.decide_all(targets, reader)
+            _refuse_brokered(guard, targets, decisions, reader)
             with governed():
                 result = original(spark_reader, *args, **kwargs)
             return guard.apply(result, targets, decisions, reader, kwargs)
@@ -396,6 +400,7 @@ class Hooks:
                 info = _spark_connection(owner)
                 targets = [(table_name(_arg(args, kwargs, "tableName", 0), info), "table")]
             decisions = guard.decide_all(targets, reader)
+            _refuse_brokered(guard, targets, decisions, reader)
             with governed():
                 result = original(owner, *args, **kwargs)
             return guard.apply(result, targets, decisions, reader, kwargs)
@@ -420,6 +425,7 @@ class Hooks:
             if not targets:
                 return original(session, *args, **kwargs)
             decisions = guard.decide_all(targets, reader)
+            _refuse_brokered(guard, targets, decisions, reader)
             with governed():
                 result = original(session, *args, **kwargs)
             return guard.apply(result, targets, decisions, reader, kwargs, lineage)
@@ -595,6 +601,32 @@ def _spark_sql_files(lineage: Any) -> list[tuple[str, str]]:
             if table.db and table.db.lower() in SPARK_FILE_FORMATS and not table.catalog and table.name:
                 out.extend(targets_of(table.name))
     return expand(out)
+
+
+def brokered_read(guard: Guard, reader: str, asked: list, decisions: list[dict], args: tuple, kwargs: dict,
+                  arg: str, pos: int) -> Any:
+    """A reader call on brokered data, served by the broker instead of the reader."""
+    __tracebackhide__ = True
+    from . import brokered
+
+    if reader.startswith(("dask.", "pyspark.")):
+        raise GuardDenied(f"{decisions[0].get('dataset')!r} is brokered (only the guard reads it), which {reader} "
+                          "cannot be yet; read it with pandas, polars or pyarrow, or jupyter_guard.read().",
+                          decision=decisions[0])
+    rest = {k: v for k, v in kwargs.items() if k != arg}
+    shape = brokered.shape_of(reader, asked[0][0], rest, tuple(args[pos + 1:]) if len(args) > pos else ())
+    return guard.apply_brokered(brokered.read(guard, reader, asked, decisions, shape), decisions)
+
+
+def _refuse_brokered(guard: Guard, targets: list, decisions: list[dict], reader: str) -> None:
+    """Readers the broker cannot serve yet (SQL, Spark) refuse brokered data: fail closed."""
+    for (target, _), d in zip(targets, decisions):
+        if d.get("access") == "brokered":
+            guard.report(read_entry(d, reader, target, rows=0, effect="deny", note="brokered: not served to this reader"))
+            raise GuardDenied(
+                f"{d.get('dataset')!r} is brokered: only the guard reads it, and {reader} cannot be served that way "
+                "yet. Read its files with pandas, polars or pyarrow, or jupyter_guard.read(); ask the data steward "
+                f"({d.get('ask') or 'see the catalog'}) if you need it another way.", decision=d)
 
 
 def _open_entry(decision: dict, target: str, refused: bool = False) -> dict:

@@ -22,8 +22,10 @@ from .._version import __version__
 from ..audit.readers import StewardReader
 from ..errors import AuditError, CatalogError, CredentialError
 from ..export.governance import ExportSettings, NotebookExports
+from ..broker import Tickets
 from ..governor import Governor, catalog_fingerprint, discoverer
 from ..policy import Policy, Principal
+from ..service import protocol
 from ..service.client import ServiceClient, ServiceGovernor
 from ..settings import GuardSettings, now
 from .bindings import KernelBindings, install_identity, install_kernel_launch, kernel_owner
@@ -159,6 +161,7 @@ class GuardApp(ExtensionApp, GuardSettings):
     )
 
     governor: Governor | None = None
+    tickets: Tickets | None = None  # brokered reads served here (no guard service)
     _reloader: PeriodicCallback | None = None
 
     def initialize_settings(self) -> None:
@@ -172,6 +175,8 @@ class GuardApp(ExtensionApp, GuardSettings):
             else:
                 audit = self.open_audit_log()
                 self.governor = Governor(governance, audit, extra_roles=self.roles)
+                # without a service this server reads the datasets marked access: brokered itself
+                self.tickets = self.governor.tickets = Tickets()
             self.credentials = self.credential_chain()
         except (CatalogError, AuditError, CredentialError, ValueError) as e:
             self.log.critical("jupyter_guard cannot start, so the server will not either:\n%s", e)
@@ -309,6 +314,15 @@ class GuardApp(ExtensionApp, GuardSettings):
         if ":" in host:
             host = f"[{host}]"
         return f"{scheme}://{host}:{app.port}{app.base_url.rstrip('/')}/jupyter-guard/api/kernel"
+
+    @property
+    def broker_url(self) -> str:
+        """Where kernels send brokered reads: the guard service's read route (the ticket is the
+        grant), else this server's kernel route."""
+        if self.service_url:
+            return self.service_url.rstrip("/") + "/" + protocol.API + "read"
+        api = self.kernel_api_url
+        return api + "/read" if api else ""
 
     _service_keys: dict | None = None
 

@@ -32,7 +32,8 @@ from ..masking import SecretMasker
 TOKEN_HEADER = "X-Jupyter-Guard-Kernel"
 EXTENSION = "jupyter_guard.kernel"
 ENV_URL, ENV_TOKEN, ENV_KERNEL = "JUPYTER_GUARD_URL", "JUPYTER_GUARD_TOKEN", "JUPYTER_GUARD_KERNEL_ID"
-ENV_NER_MODEL = "JUPYTER_GUARD_NER_MODEL"  # the admin's c.GuardApp.ner_model, for the kernel's Detector
+ENV_NER_MODEL = "JUPYTER_GUARD_NER_MODEL"
+ENV_BROKER = "JUPYTER_GUARD_BROKER_URL"  # where brokered reads are served (the service, or this server)  # the admin's c.GuardApp.ner_model, for the kernel's Detector
 
 #: the user of the request being handled (set by the wrapped identity provider)
 request_user: contextvars.ContextVar[Any] = contextvars.ContextVar("jupyter_guard_request_user", default=None)
@@ -191,7 +192,7 @@ def install_kernel_launch(app: Any) -> None:
         env = dict(kwargs.get("env") or os.environ)
         notebook = _api_path(env.get("JPY_SESSION_NAME"), app.root_dir)
         token = app.kernel_bindings.bind(kernel_id, request_user.get(), guardable=guardable, notebook=notebook)
-        env.update({ENV_URL: app.kernel_api_url, ENV_TOKEN: token, ENV_KERNEL: kernel_id})
+        env.update({ENV_URL: app.kernel_api_url, ENV_TOKEN: token, ENV_KERNEL: kernel_id, ENV_BROKER: app.broker_url})
         if app.ner_model:
             env[ENV_NER_MODEL] = app.ner_model
         kwargs["env"] = env

@@ -23,13 +23,14 @@ from tornado.httpserver import HTTPServer
 from tornado.ioloop import PeriodicCallback
 from tornado.netutil import bind_sockets
 from tornado.process import fork_processes, task_id
-from traitlets import Enum, Float, Int, Unicode, default
+from traitlets import Bool, Enum, Float, Int, Unicode, default
 from traitlets.config import Application
 
 from .._version import __version__
 from ..audit import AuditEvent, AuditQuery
 from ..audit.model import EVENT_FIELDS
 from ..audit.readers import StewardReader
+from ..broker import Tickets
 from ..errors import AuditError, CatalogError, CredentialError
 from ..governor import Governor
 from ..settings import GuardSettings
@@ -71,6 +72,15 @@ class GuardService(Application, GuardSettings):
         Hub's running servers; one that has not said server_started within server_grace is recorded as
         running without the guard (0: off).""")
     server_grace = Float(60.0, config=True, help="Seconds a new server has to record server_started.")
+    ner_model = Unicode("", config=True, help="""spaCy model package of the NER tier for brokered reads'
+        free-text columns (as c.GuardApp.ner_model for in-kernel reads; use the same, so both paths
+        redact alike). Empty: pattern tier only.""")
+    kernel_keys = Bool(True, config=True, help="""Hand the deployment's pseudonym key (and the stewards'
+        public key) to kernels, for the column rules of datasets they read directly. False once every
+        dataset with hash rules is brokered: the keys then never leave the service, and an in-kernel
+        hash rule fails closed saying so.""")
+    ticket_ttl = Float(60.0, config=True, help="""Seconds a brokered read's ticket (handed out with the
+        decision) stays valid; each ticket allows one read.""")
 
     @default("ip")
     def _default_ip(self):
@@ -109,6 +119,7 @@ class GuardService(Application, GuardSettings):
 
     def start(self):
         sockets = bind_sockets(self.port, self.ip)
+        self.tickets = Tickets(ttl=self.ticket_ttl)  # before forking: every worker redeems every worker's tickets
         self._parent = None
         if self.processes > 1:
             parent = os.getpid()
@@ -128,6 +139,10 @@ class GuardService(Application, GuardSettings):
             self.log.critical("jupyter_guard service cannot start:\n%s", e)
             raise SystemExit(1) from e
         self.governor = Governor(governance, audit, extra_roles=self.roles)
+        if getattr(self, "tickets", None) is None:
+            self.tickets = Tickets(ttl=self.ticket_ttl)
+        self.governor.tickets = self.tickets  # the service reads brokered datasets itself
+        self.governor.brokers_by_label = True
         self.governor.restore_copies()
         self.steward_reader = StewardReader(audit, processes=False)
         self.last_started = self._servers_started()

@@ -8,15 +8,20 @@ decision as JSON.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import re
 
 from tornado import web
+from tornado.iostream import StreamClosedError
 
 from .._version import __version__
+from ..broker import BrokeredRead, BrokerError, ReadSpec
 from ..errors import GovernanceRefusal
 from . import protocol
+
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
 _TOKEN = re.compile(r"(?:token|bearer)\s+(.+)", re.IGNORECASE)
 
@@ -144,10 +149,64 @@ class VerifyHandler(ServiceHandler):
 
 
 class KeysHandler(ServiceHandler):
-    """The deployment's one pseudonym key and the stewards' public key, for kernels' column rules."""
+    """The deployment's one pseudonym key and the stewards' public key, for kernels' column rules
+    (unless c.GuardService.kernel_keys is False: then they never leave the service)."""
 
     def get(self):
+        if not self.service.kernel_keys:
+            raise web.HTTPError(403, "the guard service keeps its pseudonym key (its kernel_keys setting is False): "
+                                "datasets with hash or encrypt rules are read brokered, through the service")
         self.finish(self.service.redaction_keys())
+
+
+class ReadHandler(ServiceHandler):
+    """A brokered read (jupyter_guard.broker): the ticket from the caller's decision is the
+    grant, so a kernel calls this with the ticket alone (no Hub token of its own needed)."""
+
+    public = True  # authenticated by the ticket, which the service signed for one user and one read
+
+    async def post(self):
+        await stream_read(self, self.body(), self.service.tickets, self.governor.catalog, self.service.broker_redactor,
+                          self.service.log)
+
+
+async def stream_read(handler: web.RequestHandler, body: dict, tickets, catalog, redactor_factory, log) -> None:
+    """Check a brokered read, then stream its chunks with backpressure: the next batch is read and
+    redacted (in a thread) only once the last one is on its way. A failure after the first byte
+    closes the connection without the trailer, so the kernel returns nothing."""
+    try:
+        grant = tickets.redeem(str(body.get("ticket") or ""), user=None)
+        spec = ReadSpec.from_body(body)
+        read = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: BrokeredRead(catalog, grant, spec, redactor_factory).check())
+    except BrokerError as e:
+        raise web.HTTPError(400, str(e)) from e
+    except PermissionError as e:  # the broker's account cannot read it either: the admin's layout
+        raise web.HTTPError(500, f"the guard cannot read {e.filename}: {e.strerror}; tell your admin") from e
+    handler.set_header("Content-Type", ARROW_STREAM)
+    chunks = read.chunks()
+    loop = asyncio.get_running_loop()
+    started = False
+    try:
+        while True:
+            chunk = await loop.run_in_executor(None, next, chunks, None)
+            if chunk is None:
+                break
+            handler.write(chunk)
+            await handler.flush()
+            if not started:
+                started = True
+                log.info("brokered read of %s for %s: streaming from %d file(s)", grant.dataset, grant.user,
+                         len(read.files))
+    except StreamClosedError:
+        log.info("brokered read of %s: the reader went away after %d rows", grant.dataset, read.rows)
+        return
+    except Exception as e:  # noqa: BLE001 - mid-stream: no status can be sent; an incomplete stream says it
+        log.error("brokered read of %s failed after %d rows: %s: %s", grant.dataset, read.rows, type(e).__name__, e)
+        handler.request.connection.close()
+        return
+    log.info("brokered read of %s for %s: %d rows, %d bytes", grant.dataset, grant.user, read.rows, read.bytes_sent)
+    handler.finish()
 
 
 class CopiesHandler(ServiceHandler):
@@ -188,4 +247,5 @@ def handlers(prefix: str) -> list:
         (api + "keys", KeysHandler),
         (api + "copies", CopiesHandler),
         (api + "credentials", CredentialHandler),
+        (api + "read", ReadHandler),
     ]

@@ -108,7 +108,8 @@ def outcome_from_answer(req: Request, answer: Mapping, resolution=None) -> Outco
         columns=tuple(answer.get("columns") or ()), classify=bool(answer.get("classify")),
     )
     record = record_from_dict(answer["record"]) if answer.get("record") else None
-    return Outcome(req, (decision,), decision.effect, decision.permitted, record=record, resolution=resolution)
+    return Outcome(req, (decision,), answer.get("effect") or DENY, decision.permitted, record=record,
+                   resolution=resolution, access=answer.get("access") or "direct", ticket=answer.get("ticket"))
 
 
 def event_body(event: AuditEvent) -> dict:

@@ -20,6 +20,7 @@ from .decisions import (
     KernelGovernancePurposeHandler,
     KernelKeysHandler,
     KernelPurposeHandler,
+    KernelReadHandler,
 )
 from .notebooks import ExportPreviewHandler, NotebookSensitivityHandler
 
@@ -42,6 +43,7 @@ default_handlers = [
     (f"{API}/kernel/decide", KernelDecideHandler),
     (f"{API}/kernel/purpose", KernelPurposeHandler),
     (f"{API}/kernel/keys", KernelKeysHandler),
+    (f"{API}/kernel/read", KernelReadHandler),
     (f"{API}/kernel/credential", KernelCredentialHandler),
     (f"{API}/kernel/classification", KernelClassificationHandler),
     (f"{API}/kernel/derived", KernelDerivedHandler),

@@ -9,6 +9,7 @@ from tornado import web
 
 from ...errors import Refused
 from ...governor import Request
+from ...service.handlers import stream_read
 from ...service.protocol import outcome_from_answer
 from .base import GuardHandler, KernelHandler, OwnKernelHandler, declare_purpose
 
@@ -191,7 +192,28 @@ class KernelKeysHandler(KernelHandler):
     @authorized
     def get(self):
         self.binding()
-        self.finish(self.guard.redaction_keys())
+        keys = self.guard.redaction_keys()
+        if not keys:
+            raise web.HTTPError(409, "the guard service keeps the pseudonym key (its kernel_keys setting is False), "
+                                "so hash and encrypt column rules apply only to brokered reads; ask your admin to "
+                                "mark this dataset access: brokered")
+        self.finish(keys)
+
+
+class KernelReadHandler(KernelHandler):
+    """A brokered read served by this server itself (no guard service: a dataset marked
+    ``access: brokered`` on one machine). The ticket from the kernel's decision is the grant;
+    the kernel token only says the caller is one of this server's kernels."""
+
+    @web.authenticated
+    @authorized
+    async def post(self):
+        self.binding()
+        if self.guard.tickets is None:
+            raise web.HTTPError(409, "this server does not broker reads: the guard service does "
+                                f"({self.guard.service_url}); the kernel asks it directly")
+        await stream_read(self, self.json_body(), self.guard.tickets, self.governor.catalog,
+                          self.guard.broker_redactor, self.guard.log)
 
 
 class KernelGovernanceHandler(OwnKernelHandler):
