@@ -245,6 +245,7 @@ class BrokeredRead:
         self.entity_counts: Counter = Counter()
         self.cells = 0
         self.wrapped_keys: dict[str, str] = {}
+        self._memos: dict = {}  # redaction results across this read's batches (bounded per rule)
 
     # checks
 
@@ -339,7 +340,7 @@ class BrokeredRead:
         rules = rules_for(self.dataset, list(frame.columns), effect=self.grant.effect)
         if not rules:
             return frame
-        out, rep = self._redactor_factory().redact_frame(frame, rules)
+        out, rep = self._redactor_factory().redact_frame(frame, rules, memos=self._memos)
         self.columns.update(rep.columns)
         self.entity_counts.update(rep.entity_counts)
         self.cells += rep.cells
@@ -371,9 +372,14 @@ class BrokeredRead:
         import pyarrow.dataset as ds
 
         data = ds.dataset(self.files, format="ipc" if self.spec.format == "feather" else "parquet")
+        # no read-ahead beyond the next batch, and no pre-buffering of a file's row groups: the
+        # reader's memory follows the batch, not the file
+        options = {"fragment_scan_options": ds.ParquetFragmentScanOptions(pre_buffer=False)} \
+            if self.spec.format == "parquet" else {}
         scanner = data.scanner(columns=list(self.spec.columns) if self.spec.columns else None,
                                filter=_expression(self.spec.filters) if self.spec.filters else None,
-                               batch_size=self.spec.batch_rows)
+                               batch_size=self.spec.batch_rows, batch_readahead=1, fragment_readahead=1,
+                               use_threads=False, **options)
         for batch in scanner.to_batches():
             if batch.num_rows:
                 yield batch.to_pandas()
@@ -417,6 +423,7 @@ def read_stream(raw, *, on_rows=None):
         except Exception as e:  # noqa: BLE001 - any failure mid-stream (HTTP, Arrow): nothing is returned
             raise IncompleteRead(_incomplete(e)) from None
         tables.append(pa.Table.from_batches(batches, schema=reader.schema))
+        del batches
     if not tables:
         return None, report
     if len(tables) == 1:

@@ -7,6 +7,7 @@ catalog, broken chain), 2 a usage or environment error (missing key, unreadable 
 from __future__ import annotations
 
 import argparse
+import getpass
 import contextlib
 import json
 import os
@@ -51,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     v = catsub.add_parser("validate", help="check a catalog directory; every problem with file:line")
     v.add_argument("path", help="catalog directory")
     v.add_argument("--root", default=None, help="server root_dir for relative locations (default: cwd)")
+    v.add_argument("--check-access", action="store_true",
+                   help="also report brokered datasets' files that an account other than the guard service's can "
+                        "read (owner, mode bits, POSIX ACLs); brokered: access: brokered, or of the policy's "
+                        "brokered labels (as under a guard service)")
+    v.add_argument("--service-user", default=None, metavar="USER",
+                   help="the guard service's OS account for --check-access (default: the current user)")
     v.set_defaults(func=cmd_catalog_validate)
     init = catsub.add_parser("init", help="write the default policy and an example dataset")
     init.add_argument("path", help="new catalog directory")
@@ -162,6 +169,28 @@ def cmd_catalog_validate(args) -> int:
     by_label = ", ".join(f"{n} {lab}" for lab, n in s["datasets_by_label"].items())
     sources = f", {s['sources']} data sources" if s["sources"] else ""
     print(f"OK: {s['datasets']} datasets ({by_label}), {len(gov.policy.rules)} policy rules{sources}")
+    if getattr(args, "check_access", False):
+        return _check_access(gov, args.service_user or getpass.getuser())
+    return 0
+
+
+def _check_access(gov, service_user: str) -> int:
+    from .catalog.access import check_access
+    from .governor import access_of
+
+    def brokered(ds):
+        return access_of(ds, gov.policy, gov.catalog, by_label=True) == "brokered"
+
+    findings, checked = check_access(gov.catalog, brokered, service_user)
+    for f in findings:
+        print(f, file=sys.stderr if f.severe else sys.stdout)
+    names = [ds.name for ds in gov.catalog.datasets.values() if brokered(ds)]
+    severe = [f for f in findings if f.severe]
+    if severe:
+        print(f"{len(severe)} access problem(s) in {checked} file(s) of brokered datasets: a user account can read "
+              "what only the guard should (docs/admin-guide.md \"Brokered reads\")", file=sys.stderr)
+        return 1
+    print(f"OK: {checked} file(s) of {len(names)} brokered dataset(s) readable only by {service_user}")
     return 0
 
 

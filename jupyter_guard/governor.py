@@ -314,15 +314,7 @@ class Governor:
 
     def access_of(self, dataset: Dataset, policy: Policy | None = None) -> str:
         """How ``dataset`` is read: "brokered" (only the guard reads it) or "direct"."""
-        if dataset.access:
-            return dataset.access
-        if not self.brokers_by_label:
-            return "direct"
-        labels = (policy or self.policy).brokered_labels
-        if labels is None:  # not set: the most sensitive label is brokered
-            top = max(self.catalog.labels, key=lambda label: label.rank, default=None)
-            labels = (top.name,) if top is not None else ()
-        return "brokered" if dataset.label.name in labels else "direct"
+        return access_of(dataset, policy or self.policy, self.catalog, by_label=self.brokers_by_label)
 
     def effect_of(self, who: Principal, dataset: Dataset | None, action: str, *, target: str | None = None,
                   purpose: str | None = None) -> str:
@@ -487,6 +479,21 @@ def mask_event(event: AuditEvent, known_secrets: Iterable[str] = ()) -> AuditEve
     if isinstance(details.get("code"), str):
         changes["details"] = {**details, "code": mask_secrets(details["code"], known_secrets)}
     return replace(event, **changes) if changes else event
+
+
+def access_of(dataset: Dataset, policy: Policy, catalog: Catalog, *, by_label: bool) -> str:
+    """"brokered" or "direct": the dataset's own ``access``, else (``by_label``: under a guard
+    service) brokered when its label is one of the policy's brokered labels — when the policy
+    names none, the catalog's most sensitive label."""
+    if dataset.access:
+        return dataset.access
+    if not by_label:
+        return "direct"
+    labels = policy.brokered_labels
+    if labels is None:
+        top = max(catalog.labels, key=lambda label: label.rank, default=None)
+        labels = (top.name,) if top is not None else ()
+    return "brokered" if dataset.label.name in labels else "direct"
 
 
 def _answer(outcome: Outcome) -> Outcome:

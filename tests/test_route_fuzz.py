@@ -33,6 +33,7 @@ VALID = {
     "/kernel/credential": {"source": "warehouse"},
     "/kernel/classification": {"target": "x.csv", "proposal": {"c": {"entity": "E", "rule": "mask", "share": 0.5}}},
     "/kernel/derived": {"target": "derived.csv", "datasets": ["clinics"], "writer": "pandas.DataFrame.to_csv"},
+    "/kernel/read": {"ticket": "not.a-ticket", "format": "parquet", "columns": ["id"]},
 }
 
 

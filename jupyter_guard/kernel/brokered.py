@@ -124,17 +124,18 @@ def read(guard, reader: str, targets: list[tuple[str, str]], decisions: list[dic
         raise GuardDenied(f"{reader} was asked for brokered data (only the guard reads it) together with "
                           f"{', '.join(direct)}, which this kernel reads itself; read them in two calls and "
                           "combine the frames.")
-    tables, reports = [], []
+    tables = []
     for (target, _), d in zip(targets, decisions):
         table, report = fetch(d, shape)
-        tables.append(table)
-        reports.append(report)
+        if table is not None:
+            tables.extend(table if isinstance(table, list) else [table])
+        del table
         entry = read_entry(d, reader, target, rows=report.get("rows"), access="brokered",
                            cells=report.get("cells"))
         entry["columns"] = report.get("columns") or {}
         entry["entity_counts"] = report.get("entity_counts") or {}
         guard.report(entry)
-    return _result([t for t in tables if t is not None], shape)
+    return _result(tables, shape)
 
 
 def fetch(decision: dict, shape: Shape):
@@ -172,21 +173,28 @@ def fetch(decision: dict, shape: Shape):
 
 
 def _result(tables: list, shape: Shape) -> Any:
+    """The reader's kind of result from Arrow tables, which it consumes (``tables`` is emptied:
+    each table's buffers are freed as it is converted, so the kernel holds little more than
+    the result)."""
     import pyarrow as pa
 
-    flat = [t for item in tables for t in (item if isinstance(item, list) else [item])]
     if shape.result == "arrow":
-        if not flat:
+        if not tables:
             return pa.table({})
-        return flat[0] if len(flat) == 1 else pa.concat_tables(flat, promote_options="permissive")
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
     if shape.result == "polars":
         import polars as pl
 
-        frame = pl.concat([pl.from_arrow(t) for t in flat], how="diagonal_relaxed") if flat else pl.DataFrame()
+        frames = []
+        while tables:
+            frames.append(pl.from_arrow(tables.pop(0)))
+        frame = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else (frames[0] if frames else pl.DataFrame())
         return frame.lazy() if shape.lazy else frame
     import pandas as pd
 
-    frames = [t.to_pandas(split_blocks=True, self_destruct=True) for t in flat]
+    frames = []
+    while tables:
+        frames.append(tables.pop(0).to_pandas(split_blocks=True, self_destruct=True))
     if not frames:
         return pd.DataFrame()
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)

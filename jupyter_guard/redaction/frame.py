@@ -121,14 +121,17 @@ class Redactor:
     # -- frames --------------------------------------------------------------------------------
 
     def redact_frame(
-        self, df: pd.DataFrame, columns: Sequence[Mapping], *, chunk_rows: int = 100_000
+        self, df: pd.DataFrame, columns: Sequence[Mapping], *, chunk_rows: int = 100_000, memos: dict | None = None
     ) -> tuple[pd.DataFrame, RedactionReport]:
         """A redacted copy of ``df`` and a report of what was done (never values).
 
         ``columns``: the catalog's rules, ``[{"name": "ssn", "entity": "US_SSN", "rule":
         "mask"}, ...]``. Columns without a rule are kept; rules naming absent columns are
-        ignored and listed in ``report.missing_columns``.
+        ignored and listed in ``report.missing_columns``. ``memos``: a dict kept across calls
+        on batches of one read, so a free text repeated in later batches is analysed once
+        (bounded by MEMO_LIMIT; the other rules cost too little per value to be worth the memory).
         """
+        memos = {} if memos is None else memos
         rules = self._rules(columns)
         report = RedactionReport(rows=len(df))
         by_name = {}
@@ -166,7 +169,7 @@ class Redactor:
                 report.count(entity, nonnull)
                 continue
             names.append(col)
-            arrays.append(self._redact_column(series, entity, rule, encryptor, report, chunk_rows))
+            arrays.append(self._redact_column(series, entity, rule, encryptor, report, chunk_rows, memos))
         result = pd.DataFrame(dict(enumerate(arrays)), index=df.index, copy=False)
         result.columns = pd.Index(names, dtype=df.columns.dtype) if len(names) else df.columns[:0]
         log.debug("redacted %d rows x %d rule columns", report.rows, len(plan))
@@ -186,7 +189,8 @@ class Redactor:
             rules[name] = (entity, rule)
         return rules
 
-    def _redact_column(self, series: pd.Series, entity: str, rule: str, encryptor, report, chunk_rows: int):
+    def _redact_column(self, series: pd.Series, entity: str, rule: str, encryptor, report, chunk_rows: int,
+                       memos: dict):
         n = len(series)
         out = np.empty(n, dtype=object)
         if rule == "replace":
@@ -197,7 +201,7 @@ class Redactor:
             report.count(entity, int(n - missing.sum()))
             return out
         if rule == "scan":
-            return self._scan_column(series, entity, report, chunk_rows, out)
+            return self._scan_column(series, entity, report, chunk_rows, out, memos.setdefault(("scan", entity), {}))
         if rule == "mask":
             op, params = GuardMask(), {"entity_type": entity}
         elif rule == "hash":
@@ -233,10 +237,10 @@ class Redactor:
         report.count(entity, counted)
         return out
 
-    def _scan_column(self, series: pd.Series, entity: str, report, chunk_rows: int, out):
+    def _scan_column(self, series: pd.Series, entity: str, report, chunk_rows: int, out, memo: dict):
         det = self.detector
         entities = [entity] if entity in det.supported_entities else None
-        memo: dict = {}  # text -> (redacted, counts) across chunks, so repeats are analysed once
+        # memo: text -> (redacted, counts) across chunks (and batches), so repeats are analysed once
         n = len(series)
         for start in range(0, n, chunk_rows):
             chunk = series.iloc[start : start + chunk_rows]

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import pwd
+import random
 import shutil
 import signal
 import sqlite3
+import string
 import sys
 import tempfile
 import textwrap
@@ -40,20 +43,54 @@ GUARD_URL = f"http://127.0.0.1:{PORT}/services/jupyter-guard/"
 NORA = "jg-nora"  # a fourth user whose server the admin's hook starts WITHOUT the guard
 
 
+def _vault(tmp: Path, guard) -> Path:
+    """The brokered layout of docs/admin-guide.md: files 0600 of jg-guard in a 0711 directory."""
+    import pandas as pd
+
+    vault = tmp / "vault"
+    vault.mkdir()
+    frame = pd.read_csv(io.StringIO(PATIENTS))
+    frame.to_parquet(vault / "patients.parquet", index=False)
+    frame.to_csv(vault / "patients.csv", index=False)
+    rng = random.Random(7)  # a wide file: a projection of one column must not read the rest
+    n = 20_000
+    pd.DataFrame({"id": range(n), "ssn": ["123-45-6789"] * n,
+                  "blob": ["".join(rng.choices(string.ascii_letters, k=400)) for _ in range(n)]}).to_parquet(
+        vault / "wide.parquet", index=False, compression=None)
+    with sqlite3.connect(vault / "clinic.db") as db:
+        db.execute("create table patients (ssn text)")
+        db.execute("insert into patients values ('123-45-6789')")
+    for path in vault.iterdir():
+        os.chown(path, guard.pw_uid, guard.pw_gid)
+        path.chmod(0o600)
+    os.chown(vault, guard.pw_uid, guard.pw_gid)
+    vault.chmod(0o711)
+    return vault
+
+
 def _tree(tmp: Path):
-    """Data and catalog readable by everyone; the service's directory only by jg-guard."""
+    """Data and catalog readable by everyone; the vault's files and the service's directory only by jg-guard."""
     guard = pwd.getpwnam(GUARD)
     (tmp / "data").mkdir(parents=True)
     patients = tmp / "data" / "patients.csv"
     patients.write_text(PATIENTS)
+    vault = _vault(tmp, guard)
     catalog = tmp / "catalog"
     catalog.mkdir()
     (catalog / "datasets.yaml").write_text(textwrap.dedent(f"""\
         datasets:
           - name: patients
             label: restricted
+            access: direct  # read in the kernel, redacted there with the service's pseudonym key
             steward: Sam Steward <sam@example.org>
             locations: [{patients}]
+            columns:
+              ssn: {{entity: US_SSN, rule: mask}}
+              email: {{entity: EMAIL_ADDRESS, rule: hash}}
+          - name: vault
+            label: restricted  # brokered under the service: the policy's default for the top label
+            steward: Sam Steward <sam@example.org>
+            locations: [{vault}/*]
             columns:
               ssn: {{entity: US_SSN, rule: mask}}
               email: {{entity: EMAIL_ADDRESS, rule: hash}}
@@ -86,7 +123,7 @@ def _tree(tmp: Path):
         os.chown(path, guard.pw_uid, guard.pw_gid)
     service.chmod(0o700)
     config.chmod(0o600)
-    return patients, catalog, service, config
+    return patients, catalog, service, config, vault
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +135,7 @@ def deployment():
     ensure_user(GUARD, login=False)  # the service's account owns its directory below
     rig = None
     try:
-        patients, catalog, service, config = _tree(tmp)
+        patients, catalog, service, config, vault = _tree(tmp)
         rig = HubRig(
             users=[RITA, OMAR, SAM, NORA],
             services=[{
@@ -124,7 +161,7 @@ def deployment():
         )
         rig.start()
         _wait_for_service(rig)
-        yield {"hub": rig, "patients": patients, "service": service, "config": config}
+        yield {"hub": rig, "patients": patients, "service": service, "config": config, "vault": vault}
     finally:
         if rig is not None:
             rig.stop()
@@ -339,3 +376,92 @@ def test_a_server_killed_mid_burst_leaves_no_read_without_a_durable_record(deplo
         (recorded,) = db.execute("select count(*) from audit_log where event_type = 'decision' and user = ? "
                                  "and notebook like '%burst.ipynb'", (RITA,)).fetchone()
     assert recorded >= returned, (recorded, returned)
+
+
+# -- brokered reads (issue 13) ------------------------------------------------------------------
+
+BYPASSES = """\
+import subprocess, sqlite3, duckdb
+V = {vault!r}
+def attempt(name, fn):
+    try:
+        fn()
+        print(name, 'READ')
+    except Exception as e:
+        print(name, 'refused:', type(e).__name__, str(e)[:160].replace(chr(10), ' '))
+def cat():
+    r = subprocess.run(['cat', V + '/patients.csv'], capture_output=True, text=True)
+    if r.returncode:
+        raise PermissionError(r.stderr.strip())
+    print(r.stdout)
+attempt('open', lambda: open(V + '/patients.csv').read())
+attempt('cat', cat)
+attempt('duckdb', lambda: duckdb.sql(f"select * from '{{V}}/patients.csv'").fetchall())
+attempt('sqlite3', lambda: sqlite3.connect(V + '/clinic.db').execute('select * from patients').fetchall())
+attempt('arrow-raw', lambda: __import__('pyarrow').csv.read_csv(V + '/patients.csv'))
+"""
+
+
+def _service_pid() -> int:
+    from hub_rig import cmdline, pids_of_uid
+
+    pids = [p for p in pids_of_uid(pwd.getpwnam(GUARD).pw_uid) if "service" in " ".join(cmdline(p))]
+    assert pids, "no guard service process"
+    return min(pids)
+
+
+def _rchar(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar")
+
+
+def test_brokered_data_is_read_redacted_by_the_service_and_every_bypass_meets_the_os(deployment, servers):
+    url, token = servers[RITA]
+    vault = str(deployment["vault"])
+    code = textwrap.dedent(f"""\
+        import pandas as pd, polars as pl, pyarrow.parquet as pq, jupyter_guard
+        a = pd.read_parquet({vault!r} + '/patients.parquet')
+        b = pd.read_csv({vault!r} + '/patients.csv')
+        c = pl.read_parquet({vault!r} + '/patients.parquet')
+        d = pq.read_table({vault!r} + '/patients.parquet')
+        e = jupyter_guard.read({vault!r} + '/patients.parquet', columns=['email'])
+        direct = pd.read_csv({str(deployment['patients'])!r})  # the in-kernel path, same values
+        print('PANDAS', a.ssn.tolist(), b.ssn.tolist())
+        print('POLARS', c['ssn'].to_list(), 'ARROW', d.column('ssn').to_pylist())
+        print('SAME-PSN', a.email.tolist() == direct.email.tolist() == e.email.tolist() == c['email'].to_list())
+        print('EMAILS', a.email.tolist())
+        """)
+    text, error = run(execute(url, token, code))
+    assert error is None, text
+    assert "PANDAS ['***-**-6789', '***-**-7891'] ['***-**-6789', '***-**-7891']" in text
+    assert "POLARS ['***-**-6789', '***-**-7891'] ARROW ['***-**-6789', '***-**-7891']" in text
+    assert "SAME-PSN True" in text and "PSN_" in text
+    for raw in ("123-45-6789", "ann.lee@example.com"):
+        assert raw not in text
+    # the hooks bypassed (the extension unloaded, as the review did): the OS refuses every reader
+    text, error = run(execute(url, token, "%unload_ext jupyter_guard.kernel\n" + BYPASSES.format(vault=vault)))
+    assert error is None, text
+    for name in ("open", "cat", "duckdb", "sqlite3", "arrow-raw"):
+        line = next(ln for ln in text.splitlines() if ln.startswith(name + " "))
+        assert "refused" in line and ("ermission denied" in line or "unable to open" in line), line
+    assert "READ" not in text and "123-45-6789" not in text
+
+
+def test_a_brokered_projection_reads_only_the_columns_asked_for(deployment, servers):
+    url, token = servers[RITA]
+    wide = str(deployment["vault"] / "wide.parquet")
+    pid = _service_pid()
+    size = os.path.getsize(wide)
+
+    def bytes_read(code: str) -> int:
+        before = _rchar(pid)
+        text, error = run(execute(url, token, "import pandas as pd\n" + code))
+        assert error is None, text
+        return _rchar(pid) - before
+
+    full = bytes_read(f"df = pd.read_parquet({wide!r}); print(df.shape)")
+    one = bytes_read(f"df = pd.read_parquet({wide!r}, columns=['id']); print(df.shape)")
+    assert full >= size * 0.9, (full, size)  # the whole file went through the service
+    assert one < size * 0.2, (one, size)  # the blob column (most of the file) was never read
