@@ -18,8 +18,8 @@ brokers both files. Each variant runs in a fresh child process playing the kerne
 * **brokered projection**: the same with ``columns=["id", "amount"]``.
 
 Timed: from the call to the frame (Presidio and the readers are imported and warm before).
-Kernel memory: the child's peak RSS above its RSS just before the read, over the result frame's
-``memory_usage(deep=True)``. Service memory: the service's peak RSS (VmHWM) above its RSS before
+Kernel memory: the child's peak RSS (VmHWM, reset just before the read) above its RSS just
+before the read, over the result frame's ``memory_usage(deep=True)``. Service memory: the service's peak RSS (VmHWM) above its RSS before
 the read, for full reads of the whole file and of a quarter of it, each in a fresh service: a
 bound set by the batch size does not grow with the file. Rounds interleave the variants
 (ABCD, DCBA, ...) and the table takes the median. Writes benchmarks/results/brokered.json.
@@ -173,8 +173,19 @@ class Service:
 # -- one variant, in a child process ------------------------------------------------------
 
 def rss() -> int:
+    """This process's RSS now; and its peak since then is reset (Linux: clear_refs 5), so the
+    peak read afterwards belongs to what ran after this call, not to the imports before it."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_rss() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def child(args) -> dict:
@@ -218,7 +229,7 @@ def child(args) -> dict:
         del got  # as the kernel's reader does: the tables are consumed into the frame
         frame = brokered._result(tables, shape)
         seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_rss()
     result_bytes = int(frame.memory_usage(deep=True).sum())
     return {"seconds": seconds, "rows": len(frame), "columns": len(frame.columns), "result_bytes": result_bytes,
             "kernel_peak_over_start": max(0, peak - before), "digest": _digest(frame)}
