@@ -39,7 +39,7 @@ from .errors import GuardDenied
 TICKET_TTL = 60.0  # seconds between the decision and the read it allows
 BATCH_ROWS = 65_536  # rows per streamed batch: the reader's memory is bounded by this, not the file
 TRAILER = b"jupyter_guard.trailer"  # schema metadata key of the last stream: the read's report
-FORMATS = ("csv", "parquet", "feather")
+FORMATS = ("csv", "parquet", "feather", "sql")
 #: pandas.read_csv options a brokered CSV read passes on (JSON values only); others are refused
 CSV_OPTIONS = frozenset({
     "sep", "delimiter", "usecols", "nrows", "skiprows", "na_values", "keep_default_na", "na_filter", "dtype",
@@ -143,6 +143,8 @@ class ReadSpec:
     filters: tuple | None = None  # DNF: ((col, op, value), ...) or ((...), (...)) for OR of ANDs
     options: Mapping[str, Any] = field(default_factory=dict)  # pandas.read_csv options
     batch_rows: int = BATCH_ROWS
+    query: str | None = None  # format sql: the query, run by the guard on ``source``
+    source: str | None = None
 
     @classmethod
     def from_body(cls, body: Mapping) -> ReadSpec:
@@ -163,7 +165,13 @@ class ReadSpec:
         rows = body.get("batch_rows") or BATCH_ROWS
         if not isinstance(rows, int) or not 1 <= rows <= 10_000_000:
             raise BrokerError("batch_rows is a number of rows between 1 and 10,000,000")
-        return cls(fmt, tuple(columns) if columns is not None else None, filters, dict(options), rows)
+        query, source = body.get("query"), body.get("source")
+        if fmt == "sql" and not (isinstance(query, str) and query.strip() and isinstance(source, str) and source):
+            raise BrokerError("a brokered SQL read names its query and its source")
+        if fmt == "sql" and (columns is not None or filters is not None):
+            raise BrokerError("a brokered SQL read selects its columns and rows in its query")
+        return cls(fmt, tuple(columns) if columns is not None else None, filters, dict(options), rows,
+                   query if fmt == "sql" else None, source if fmt == "sql" else None)
 
 
 def parse_filters(raw) -> tuple | None:
@@ -390,6 +398,91 @@ def _filtered(frame, expression):
 
     table = pa.Table.from_pandas(frame, preserve_index=False).filter(expression)
     return table.to_pandas()
+
+
+class BrokeredSqlRead(BrokeredRead):
+    """A brokered SQL read: the guard runs the kernel's query on a catalogued source with the
+    secret only it holds. Every table the query reads — found again here with sqlglot, never
+    taken from the kernel — must be catalogued and granted by one of the read's tickets; column
+    rules follow their columns through aliases, as in the kernel."""
+
+    def __init__(self, catalog, grants: list[Grant], spec: ReadSpec, redactor_factory, source_url):
+        super().__init__(catalog, grants[0], spec, redactor_factory)
+        self.grants = grants
+        self._source_url = source_url  # source name -> SQLAlchemy URL with its secret (the guard's)
+        self.rules: dict[str, dict] = {}
+        self.derived: dict[str, str] = {}
+
+    def check(self) -> BrokeredSqlRead:
+        from .kernel.sql import DEFAULT_SCHEMAS, SQLGLOT_DIALECTS, Connection, derived_columns, sql_tables
+
+        source = self.catalog.sources.get(self.spec.source)
+        if source is None:
+            raise BrokerError(f"no data source {self.spec.source!r} in the catalog")
+        if len({g.user for g in self.grants}) != 1:
+            raise BrokerError("the tickets of one read are one user's")
+        dialect = source.dialect
+        schema = DEFAULT_SCHEMAS.get(dialect) or "unknown"
+        read = sql_tables(self.spec.query, Connection(source.name, schema, SQLGLOT_DIALECTS.get(dialect)))
+        granted = {g.dataset: g for g in self.grants}
+        datasets = []
+        for table in read.targets:
+            res = self.catalog.resolve(table, "table")
+            if res.dataset is None:
+                raise BrokerError(f"{table} is not in the catalog; a brokered query reads catalogued tables only")
+            if res.dataset.name not in granted:
+                raise BrokerError(f"{table} ({res.dataset.name!r}) was not decided for this read; run the cell again")
+            datasets.append(res.dataset)
+        for ds in dict.fromkeys(datasets):
+            if granted[ds.name].effect != "redact":
+                continue
+            for c in ds.columns:
+                old = self.rules.get(c.column.lower())
+                if c.rule == "encrypt":
+                    raise BrokerError(f"{ds.name!r} has an encrypt column rule, which brokered reads do not apply yet")
+                if old is None or _STRICTNESS.get(c.rule, 9) > _STRICTNESS.get(old["rule"], 9):
+                    self.rules[c.column.lower()] = {"entity": c.entity, "rule": c.rule}
+        if self.rules:
+            self.derived, problems = derived_columns(read, set(self.rules))
+            if problems:
+                raise BrokerError("this query's result cannot be redacted column by column: " + "; ".join(problems)
+                                  + ". Select the columns by name (with aliases) instead.")
+        self.dataset = datasets[0] if datasets else self.dataset
+        return self
+
+    def report(self) -> dict:
+        return {**super().report(), "datasets": sorted({g.dataset for g in self.grants})}
+
+    def _frames(self):
+        import pandas as pd
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(self._source_url(self.spec.source))
+        try:
+            with engine.connect() as conn:
+                for chunk in pd.read_sql(sqlalchemy.text(self.spec.query), conn, chunksize=self.spec.batch_rows):
+                    yield chunk
+        finally:
+            engine.dispose()
+
+    def _redact(self, frame):
+        rules = []
+        for name in frame.columns:
+            key = str(name).lower()
+            rule = self.rules.get(key) or self.rules.get(self.derived.get(key, ""))
+            if rule is not None:
+                rules.append({"name": name, **rule})
+        if not rules:
+            return frame
+        out, rep = self._redactor_factory().redact_frame(frame, rules, memos=self._memos)
+        self.columns.update(rep.columns)
+        self.entity_counts.update(rep.entity_counts)
+        self.cells += rep.cells
+        return out
+
+
+#: stricter first, when two tables' rules name the same column (as the kernel merges them)
+_STRICTNESS = {"drop": 6, "mask": 5, "replace": 4, "hash": 3, "encrypt": 2, "scan": 1, "keep": 0}
 
 
 # -- the kernel's side: building the result from the stream ------------------------------

@@ -338,7 +338,8 @@ class Governor:
 
     def _ticketed(self, o: Outcome) -> Outcome:
         """A permitted, recorded brokered read with the ticket that lets the broker serve it once."""
-        if not (o.permitted and o.access == "brokered" and o.record is not None and self.tickets is not None):
+        if not (o.permitted and o.access == "brokered" and o.request.action == "read" and o.record is not None
+                and self.tickets is not None):
             return o
         d = o.decision
         return replace(o, ticket=self.tickets.issue(user=o.request.who.user, dataset=d.dataset, target=d.target,
@@ -353,6 +354,10 @@ class Governor:
 
         outcome = self.assess(req)
         resolved = None
+        if outcome.permitted and self.access_of(source.as_dataset()) == "brokered":
+            # only the guard connects: the kernel gets a handle for brokered SQL reads, no secret
+            outcome = replace(outcome, access="brokered")
+            return await self.decide(req, outcome=outcome, details={"provider": None, "brokered": True}), None
         if outcome.permitted:
             try:
                 resolved = await asyncio.get_running_loop().run_in_executor(None, resolve_source, source, credentials)
@@ -487,6 +492,12 @@ def access_of(dataset: Dataset, policy: Policy, catalog: Catalog, *, by_label: b
     names none, the catalog's most sensitive label."""
     if dataset.access:
         return dataset.access
+    # a table of a brokered source is brokered: only the guard holds the source's secret
+    for loc in dataset.locations:
+        first = loc.pattern.split(".", 1)[0].lower() if loc.kind == "table" else None
+        src = next((s for n, s in catalog.sources.items() if n.lower() == first), None) if first else None
+        if src is not None and access_of(src.as_dataset(), policy, catalog, by_label=by_label) == "brokered":
+            return "brokered"
     if not by_label:
         return "direct"
     labels = policy.brokered_labels

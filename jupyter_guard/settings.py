@@ -182,6 +182,13 @@ class GuardSettings(LoggingConfigurable):
                                              public_key_pem=pem.encode() if pem else None)
         return self._broker_redactor
 
+    def source_url(self, name: str) -> str:
+        """A data source's SQLAlchemy URL with its secret, for the SQL reads this process brokers
+        (the secret is looked up now, as for a credential hand-out; it never leaves the process)."""
+        from .sources import resolve_source
+
+        return resolve_source(self.governor.catalog.sources[name], self.credentials).url
+
     def open_audit_log(self) -> AuditLog:
         """The audit log of the configured store, its key checked against the records (a wrong
         key is refused before anything is appended)."""

@@ -220,3 +220,51 @@ def test_a_dataset_gone_from_the_catalog_or_an_encrypt_rule_is_refused(gov, tmp_
     with pytest.raises(BrokerError, match="encrypt column rule"):
         BrokeredRead(gov2.catalog, grant(gov2, tmp_path, "data/people.parquet"), ReadSpec("parquet"),
                      lambda: redactor).check()
+
+
+def test_a_brokered_query_is_checked_again_by_the_guard(tmp_path, redactor):
+    """The kernel names the tables it decided; the guard parses the query itself, so a request that
+    sneaks another table in, or a result it cannot redact by column, is refused before running."""
+    import sqlite3
+
+    db = tmp_path / "clinic.db"
+    with sqlite3.connect(db) as con:
+        con.execute("create table patients (id integer, ssn text)")
+        con.execute("insert into patients values (1, '123-45-6789')")
+        con.execute("create table staff (id integer, ssn text)")
+    datasets = f"""\
+datasets:
+  - name: pts
+    label: restricted
+    steward: Dana Steward <dana@example.org>
+    locations: [{{table: clinic.main.patients}}]
+    columns: {{ssn: {{entity: US_SSN, rule: mask}}}}
+  - name: staff
+    label: restricted
+    steward: Dana Steward <dana@example.org>
+    locations: [{{table: clinic.main.staff}}]
+sources:
+  - name: clinic
+    label: restricted
+    access: brokered
+    steward: Dana Steward <dana@example.org>
+    url: sqlite:///{db}
+"""
+    gov = load_governance(write_catalog(tmp_path / "cat", datasets, POLICY), tmp_path)
+    from jupyter_guard.broker import BrokeredSqlRead
+
+    tickets = Tickets()
+    g = tickets.redeem(tickets.issue(user="rita", dataset="pts", target="clinic.main.patients", effect="redact",
+                                     audit_seq=1), user=None)
+
+    def sql(query):
+        spec = ReadSpec.from_body({"format": "sql", "query": query, "source": "clinic"})
+        return BrokeredSqlRead(gov.catalog, [g], spec, lambda: redactor, lambda name: f"sqlite:///{db}")
+
+    with pytest.raises(BrokerError, match="clinic.main.staff \\('staff'\\) was not decided"):
+        sql("select p.ssn, s.ssn as x from patients p join staff s on p.id = s.id").check()
+    with pytest.raises(BrokerError, match="cannot be redacted column by column"):
+        sql("select ssn from patients union select 'x'").check()
+    read = sql("select id, ssn as s from patients").check()
+    table, report = read_stream(io.BytesIO(b"".join(read.chunks())))
+    assert table.column("s").to_pylist() == ["***-**-6789"] and report["columns"] == {"s": "mask"}

@@ -5,8 +5,9 @@ A brokered dataset is only as safe as its files' permissions: if a researcher's 
 open them, no guard is needed to read them raw. For each file of each brokered location this
 reports whether it is owned by the service account, and whether anyone else can read it —
 through the group or other mode bits (with every parent directory traversable) or through a
-POSIX ACL entry. Tables and object-store URIs cannot be checked from here: their database
-role or bucket policy is the admin's to check (docs/admin-guide.md "Brokered reads").
+POSIX ACL entry; the same for a brokered SQLite source's database file. Database servers,
+tables and object-store URIs cannot be checked from here: their roles or bucket policies are
+the admin's to check (docs/admin-guide.md "Brokered reads").
 """
 
 from __future__ import annotations
@@ -58,6 +59,20 @@ def check_access(catalog, brokered, service_user: str) -> tuple[list[Finding], i
             for path in files:
                 checked += 1
                 findings.extend(_check_file(ds.name, path, account))
+    for src in catalog.sources.values():
+        if not brokered(src.as_dataset()):
+            continue
+        if src.dialect != "sqlite":  # a server: its roles decide, not file modes
+            findings.append(Finding(src.name, src.dialect, "a database server: let only the service's role log in "
+                                    "and read (its password in the service's secrets alone); not checked here",
+                                    severe=False))
+            continue
+        path = src.url.split(":///", 1)[-1].split("?", 1)[0]
+        if path and os.path.exists(path):
+            checked += 1
+            findings.extend(_check_file(src.name, path, account))
+        else:
+            findings.append(Finding(src.name, path or src.url, "no database file yet (nothing to check)", severe=False))
     return findings, checked
 
 

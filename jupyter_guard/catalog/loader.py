@@ -40,7 +40,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 ENTITY_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 DATASET_KEYS = {"name", "description", "label", "owner", "steward", "locations", "columns", "purposes", "access"}
 ACCESS = ("direct", "brokered")
-SOURCE_KEYS = {"name", "description", "url", "credential", "user", "label", "owner", "steward", "purposes"}
+SOURCE_KEYS = {"name", "description", "url", "credential", "user", "label", "owner", "steward", "purposes", "access"}
 
 
 @dataclass(frozen=True)
@@ -249,10 +249,8 @@ def build_dataset(
         columns.append(ColumnRule(str(col), rule["entity"], how))
     purposes = _purposes(spec, file, line, report)
     ok = ok and purposes is not None
-    access = spec.get("access") or ""
-    if access and access not in ACCESS:
-        report.add(file, line_of(spec, "access", line), f"access must be one of {', '.join(ACCESS)}, not {access!r}")
-        ok = False
+    access = _access(spec, file, line, report)
+    ok = ok and access is not None
     if not ok:
         return None
     return Dataset(
@@ -268,6 +266,15 @@ def build_dataset(
         file=file,
         line=line,
     )
+
+
+def _access(spec: dict, file: str, line: int, report: Reporter) -> str | None:
+    """``access: direct | brokered`` ("" when not given); None (reported) when it is neither."""
+    access = spec.get("access") or ""
+    if access and access not in ACCESS:
+        report.add(file, line_of(spec, "access", line), f"access must be one of {', '.join(ACCESS)}, not {access!r}")
+        return None
+    return access
 
 
 def build_source(spec: Any, file: str, line: int, labels: dict[str, Label], report: Reporter) -> Source | None:
@@ -322,9 +329,12 @@ def build_source(spec: Any, file: str, line: int, labels: dict[str, Label], repo
             ok = False
     purposes = _purposes(spec, file, line, report)
     ok = ok and purposes is not None
+    access = _access(spec, file, line, report)
+    ok = ok and access is not None
     if not ok:
         return None
     return Source(
+        access=access or "",
         name=name,
         url=url,
         label=label,

@@ -117,12 +117,21 @@ class Source:
     purposes: tuple[str, ...] = ()
     file: str = ""
     line: int = 0
+    #: "brokered": only the guard connects to it (its secret never reaches a kernel; SQL reads
+    #: of its tables are run by the guard); as Dataset.access
+    access: str = ""
+
+    @property
+    def dialect(self) -> str:
+        """The URL's backend (``postgresql`` for ``postgresql+psycopg://...``): no secret in it."""
+        return self.url.split("://", 1)[0].split("+", 1)[0].lower()
 
     def as_dataset(self) -> Dataset:
         """What the policy sees: a dataset named like the source, of its label, with no locations."""
         return Dataset(
             name=self.name,
             label=self.label,
+            access=self.access,
             description=self.description,
             owner=self.owner,
             steward=self.steward,

@@ -44,15 +44,21 @@ class Shape:
         self.format, self.columns, self.filters = fmt, columns, filters
         self.options = options or {}
         self.result, self.lazy = result, lazy
+        self.query: str | None = None  # format sql
+        self.source: str | None = None
 
-    def body(self, ticket: str) -> dict:
-        body: dict[str, Any] = {"ticket": ticket, "format": self.format, "batch_rows": _batch_rows()}
+    def body(self, ticket) -> dict:
+        """The read route's body; ``ticket``: the decision's (a list of every table's, for SQL)."""
+        body: dict[str, Any] = {"format": self.format, "batch_rows": _batch_rows()}
+        body["tickets" if isinstance(ticket, list) else "ticket"] = ticket
         if self.columns is not None:
             body["columns"] = list(self.columns)
         if self.filters is not None:
             body["filters"] = _jsonable_filters(self.filters)
         if self.options:
             body["options"] = self.options
+        if self.format == "sql":
+            body["query"], body["source"] = self.query, self.source
         return body
 
 
@@ -99,6 +105,34 @@ def shape_of(reader: str, target: str, kwargs: dict, extra_args: tuple = ()) -> 
     raise GuardDenied(f"this data is brokered (only the guard reads it), and {reader} cannot be served that way. "
                       "Read it with pandas.read_csv/read_parquet/read_feather, polars.read_csv/read_parquet/scan_*, "
                       "pyarrow's readers, or jupyter_guard.read(name, columns=..., filters=...).")
+
+
+def read_sql(guard, reader: str, source, sql: str, targets: list[tuple[str, str]], decisions: list[dict],
+             result: str) -> Any:
+    """``pd.read_sql(sql, con=connect("brokered source"))``: the guard runs the query."""
+    __tracebackhide__ = True
+    missing = [t for (t, _), d in zip(targets, decisions) if not d.get("ticket")]
+    if missing:
+        raise GuardDenied(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not catalogued as brokered tables "
+                          f"of {source.name!r}, and the guard runs a brokered source's queries only on its catalogued "
+                          "tables; ask the data steward to catalogue them.", decision=decisions[0] if decisions else None)
+    if not targets:
+        raise GuardDenied(f"this query on the brokered source {source.name!r} reads no table; nothing to run")
+    shape = Shape("sql", options={}, result=result)
+    shape.query, shape.source = sql, source.name
+    first = {**decisions[0], "ticket": [d["ticket"] for d in decisions]}
+    table, report = fetch(first, shape)
+    tables = [] if table is None else (table if isinstance(table, list) else [table])
+    del table
+    for i, ((target, _), d) in enumerate(zip(targets, decisions)):
+        entry = read_entry(d, reader, target, rows=report.get("rows"), access="brokered",
+                           cells=report.get("cells") if i == 0 else None)
+        own = {str(c.get("name")).lower() for c in d.get("columns") or ()}
+        entry["columns"] = {c: r for c, r in (report.get("columns") or {}).items() if c.lower() in own} if i else \
+            report.get("columns") or {}
+        entry["entity_counts"] = (report.get("entity_counts") or {}) if i == 0 else {}
+        guard.report(entry)
+    return _result(tables, shape)
 
 
 def format_of(target: str) -> str:

@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import GuardDenied
-from .engines import remember
+from .engines import BrokeredSource, remember
 from .guard import STATE, governed
 from .masking import MASKER
 from .report import read_entry, refusal_message
@@ -58,6 +58,9 @@ def connect(source: str, **engine_kwargs: Any) -> Any:
     if not reply.get("permitted"):
         guard.report(_entry(reply, source, refused=True))
         raise GuardDenied(_refusal(reply, source), decision=_public(reply))
+    if reply.get("access") == "brokered":  # only the guard connects: a handle for its SQL reads
+        guard.report(_entry(reply, source))
+        return BrokeredSource(source, str(reply.get("dialect") or ""))
     url = reply.get("url")
     if not isinstance(url, str) or not url:
         raise GuardDenied(f"the jupyter_guard server permitted source {source!r} but sent no connection URL; "

@@ -29,3 +29,24 @@ def source_of(con: Any) -> str | None:
             return found
         engine = getattr(engine, "_proxied", None)
     return None
+
+
+class BrokeredSource:
+    """What ``connect("name")`` returns for a brokered source: no engine and no secret, only the
+    source's name and SQL dialect. ``pd.read_sql(sql, con=this)`` is run by the guard, which
+    holds the secret; anything else given this handle has nothing to connect with."""
+
+    def __init__(self, name: str, dialect: str):
+        self.name, self.dialect = name, dialect
+
+    def __repr__(self) -> str:
+        return f"<brokered data source {self.name!r} ({self.dialect}): read it with pd.read_sql(sql, con=this)>"
+
+    def __getattr__(self, attr: str):  # engine.connect(), .execute(...): say why, not AttributeError
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        from ..errors import GuardDenied
+
+        raise GuardDenied(f"data source {self.name!r} is brokered: only the guard connects to it, so this handle "
+                          f"has no {attr}. Read with pd.read_sql(sql, con=...) or polars.read_database(sql, ...), "
+                          "which the guard runs for you.")

@@ -36,6 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import GuardDenied
+from .engines import BrokeredSource
 from .guard import Guard, governed, inside
 from .report import read_entry, refusal_message
 
@@ -355,6 +356,12 @@ class Hooks:
             if not targets:
                 return original(*args, **kwargs)  # reads no table (SELECT 1)
             decisions = guard.decide_all(targets, reader)
+            if isinstance(con, BrokeredSource):  # the guard holds the secret and runs the query
+                from . import brokered
+
+                sql = _arg(args, kwargs, sql_arg, 0) if sql_arg else f"SELECT * FROM {_arg(args, kwargs, 'table_name', 0)}"
+                return guard.apply_brokered(brokered.read_sql(guard, reader, con, str(sql), targets, decisions,
+                                                              "pandas" if pandas else "polars"), decisions)
             _refuse_brokered(guard, targets, decisions, reader)
             if not pandas:
                 _refuse_non_pandas(guard, targets, decisions, reader)
@@ -619,13 +626,15 @@ def brokered_read(guard: Guard, reader: str, asked: list, decisions: list[dict],
 
 
 def _refuse_brokered(guard: Guard, targets: list, decisions: list[dict], reader: str) -> None:
-    """Readers the broker cannot serve yet (SQL, Spark) refuse brokered data: fail closed."""
+    """Readers the broker cannot serve (Spark; SQL on a connection of the kernel's own) refuse
+    brokered data: fail closed."""
     for (target, _), d in zip(targets, decisions):
         if d.get("access") == "brokered":
             guard.report(read_entry(d, reader, target, rows=0, effect="deny", note="brokered: not served to this reader"))
             raise GuardDenied(
                 f"{d.get('dataset')!r} is brokered: only the guard reads it, and {reader} cannot be served that way "
-                "yet. Read its files with pandas, polars or pyarrow, or jupyter_guard.read(); ask the data steward "
+                "yet. Read its files with pandas, polars or pyarrow, or jupyter_guard.read(), and its tables with "
+                "pd.read_sql(sql, con=jupyter_guard.connect(SOURCE)); ask the data steward "
                 f"({d.get('ask') or 'see the catalog'}) if you need it another way.", decision=d)
 
 

@@ -73,6 +73,12 @@ def describe_connection(con: Any) -> Connection:
     """Database, default schema and dialect of a DB-API / SQLAlchemy connection or URL."""
     import sqlite3
 
+    from .engines import BrokeredSource
+
+    if isinstance(con, BrokeredSource):  # connect("name") of a brokered source: its tables are name.<schema>.<t>
+        info = _connection(con.dialect, None, None)
+        info.database = con.name
+        return info
     if isinstance(con, sqlite3.Connection):
         try:
             rows = con.execute("PRAGMA database_list").fetchall()  # (seq, name, file)

@@ -17,8 +17,8 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from .._version import __version__
-from ..broker import BrokeredRead, BrokerError, ReadSpec
-from ..errors import GovernanceRefusal
+from ..broker import BrokeredRead, BrokeredSqlRead, BrokerError, ReadSpec
+from ..errors import GovernanceRefusal, GuardDenied
 from . import protocol
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
@@ -167,19 +167,30 @@ class ReadHandler(ServiceHandler):
 
     async def post(self):
         await stream_read(self, self.body(), self.service.tickets, self.governor.catalog, self.service.broker_redactor,
-                          self.service.log)
+                          self.service.log, self.service.source_url)
 
 
-async def stream_read(handler: web.RequestHandler, body: dict, tickets, catalog, redactor_factory, log) -> None:
+async def stream_read(handler: web.RequestHandler, body: dict, tickets, catalog, redactor_factory, log,
+                      source_url=None) -> None:
     """Check a brokered read, then stream its chunks with backpressure: the next batch is read and
     redacted (in a thread) only once the last one is on its way. A failure after the first byte
-    closes the connection without the trailer, so the kernel returns nothing."""
+    closes the connection without the trailer, so the kernel returns nothing. ``source_url``:
+    a source's SQLAlchemy URL with its secret, for SQL reads."""
     try:
-        grant = tickets.redeem(str(body.get("ticket") or ""), user=None)
         spec = ReadSpec.from_body(body)
-        read = await asyncio.get_running_loop().run_in_executor(
-            None, lambda: BrokeredRead(catalog, grant, spec, redactor_factory).check())
-    except BrokerError as e:
+        given = body.get("tickets") if spec.format == "sql" else [body.get("ticket")]
+        if not isinstance(given, list) or not given or len(given) > 100:
+            raise BrokerError("a brokered read carries the tickets of its decisions")
+        grants = [tickets.redeem(str(t or ""), user=None) for t in given]
+        grant = grants[0]
+        if spec.format == "sql":
+            def make():
+                return BrokeredSqlRead(catalog, grants, spec, redactor_factory, source_url).check()
+        else:
+            def make():
+                return BrokeredRead(catalog, grant, spec, redactor_factory).check()
+        read = await asyncio.get_running_loop().run_in_executor(None, make)
+    except GuardDenied as e:  # BrokerError, and SQL whose tables cannot be known
         raise web.HTTPError(400, str(e)) from e
     except PermissionError as e:  # the broker's account cannot read it either: the admin's layout
         raise web.HTTPError(500, f"the guard cannot read {e.filename}: {e.strerror}; tell your admin") from e
@@ -232,6 +243,9 @@ class CredentialHandler(ServiceHandler):
             **body, "action": "credential", "target": f"source:{name}", "datasets": [f"source:{name}"],
             "event_type": "credential"}, gov.catalog)
         outcome, resolved = await self.governor.decide_credential(req, source, self.service.credentials)
+        if resolved is None:  # brokered: the secret stays here; the kernel reads through api/read
+            self.finish({**protocol.answer_body(outcome), "source": source.name, "dialect": source.dialect})
+            return
         self.finish({**protocol.answer_body(outcome), "source": source.name, "url": resolved.url,
                      "secrets": list(resolved.secrets), "provider": resolved.provider})
 

@@ -27,6 +27,12 @@ datasets:
     label: public
     steward: Ops <ops@example.org>
     locations: [open.csv]
+sources:
+  - name: clinic
+    label: restricted
+    access: brokered
+    steward: Ops <ops@example.org>
+    url: sqlite:///{db}
 """
 POLICY = "roles: {}\ndefaults: {unlabeled: allow}\nrules:\n  - {name: r, labels: [public], effect: allow}\n"
 
@@ -63,7 +69,9 @@ def _tree(tmp_path):
     os.chown(vault / "rooted.csv", 0, 0)
     os.setxattr(vault / "acl.csv", "system.posix_acl_access", _acl(1))  # uid 1 (daemon) may read
     (tmp_path / "open.csv").write_text("id\n1\n")
-    write_catalog(tmp_path / "catalog", DATASETS, POLICY)
+    (vault / "clinic.db").write_bytes(b"")
+    os.chmod(vault / "clinic.db", 0o644)  # the database file readable by every user: reported
+    write_catalog(tmp_path / "catalog", DATASETS.replace("{db}", str(vault / "clinic.db")), POLICY)
     return tmp_path
 
 
@@ -79,7 +87,9 @@ def test_check_access_names_every_file_a_user_account_can_read(tree, capsys):
     assert "open.csv: " not in err.replace("vault/open.csv", "")  # a public, direct dataset is not checked
     assert "note vault: warehouse.vault.*: a table location" in out
     assert "vault/open.csv: readable by group root (mode 0644)" in err
-    assert "4 access problem(s) in 4 file(s)" in err
+    assert "FAIL clinic: " in err and "clinic.db: readable by every user (mode 0644)" in err
+    assert "clinic.db: owned by root" in err
+    assert "7 access problem(s) in 5 file(s)" in err
     os.chmod(tree, 0o700)  # no other account can reach the files now: the open mode is a note, not a failure
     main(["catalog", "validate", str(tree / "catalog"), "--root", str(tree), "--check-access", "--service-user", SERVICE])
     out, err = capsys.readouterr()
@@ -88,11 +98,13 @@ def test_check_access_names_every_file_a_user_account_can_read(tree, capsys):
 
 
 def test_a_tight_layout_passes(tree, capsys):
-    for name in ("open.csv", "rooted.csv", "acl.csv"):
+    for name in ("open.csv", "rooted.csv", "acl.csv", "clinic.db"):
         os.remove(tree / "vault" / name)
     assert main(["catalog", "validate", str(tree / "catalog"), "--root", str(tree), "--check-access",
                  "--service-user", SERVICE]) == 0
-    assert "OK: 1 file(s) of 1 brokered dataset(s) readable only by nobody" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "OK: 1 file(s) of 1 brokered dataset(s) readable only by nobody" in out
+    assert "note clinic: " in out and "no database file yet" in out
 
 
 def test_an_unknown_service_account_is_an_error(tree, capsys):

@@ -94,6 +94,17 @@ def _tree(tmp: Path):
             columns:
               ssn: {{entity: US_SSN, rule: mask}}
               email: {{entity: EMAIL_ADDRESS, rule: hash}}
+          - name: vault_patients
+            label: restricted
+            steward: Sam Steward <sam@example.org>
+            locations: [{{table: vault_db.main.patients}}]
+            columns:
+              ssn: {{entity: US_SSN, rule: mask}}
+        sources:
+          - name: vault_db  # restricted: brokered under the service, which alone can open the file
+            label: restricted
+            steward: Sam Steward <sam@example.org>
+            url: sqlite:///{vault}/clinic.db
         """))
     (catalog / "policy.yaml").write_text(textwrap.dedent("""\
         roles:
@@ -103,6 +114,7 @@ def _tree(tmp: Path):
         rules:
           - {name: stewards, roles: [steward], effect: allow, check_purpose: false}
           - {name: restricted-read, labels: [restricted], actions: [read, discover], roles: [researcher], effect: redact}
+          - {name: restricted-connect, labels: [restricted], actions: [credential], roles: [researcher], effect: allow}
         """))
     service = tmp / "service"
     service.mkdir()
@@ -428,6 +440,8 @@ def test_brokered_data_is_read_redacted_by_the_service_and_every_bypass_meets_th
         d = pq.read_table({vault!r} + '/patients.parquet')
         e = jupyter_guard.read({vault!r} + '/patients.parquet', columns=['email'])
         direct = pd.read_csv({str(deployment['patients'])!r})  # the in-kernel path, same values
+        q = pd.read_sql('select ssn from patients', jupyter_guard.connect('vault_db'))
+        print('SQL', q.ssn.tolist())
         print('PANDAS', a.ssn.tolist(), b.ssn.tolist())
         print('POLARS', c['ssn'].to_list(), 'ARROW', d.column('ssn').to_pylist())
         print('SAME-PSN', a.email.tolist() == direct.email.tolist() == e.email.tolist() == c['email'].to_list())
@@ -438,6 +452,7 @@ def test_brokered_data_is_read_redacted_by_the_service_and_every_bypass_meets_th
     assert "PANDAS ['***-**-6789', '***-**-7891'] ['***-**-6789', '***-**-7891']" in text
     assert "POLARS ['***-**-6789', '***-**-7891'] ARROW ['***-**-6789', '***-**-7891']" in text
     assert "SAME-PSN True" in text and "PSN_" in text
+    assert "SQL ['***-**-6789']" in text  # run by the service on a database file the kernel cannot open
     for raw in ("123-45-6789", "ann.lee@example.com"):
         assert raw not in text
     # the hooks bypassed (the extension unloaded, as the review did): the OS refuses every reader

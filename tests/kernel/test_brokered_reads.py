@@ -52,9 +52,29 @@ BROKERED = f"""\
 {RULES}"""
 
 
+SQL_SOURCE = """\
+  - name: clinic_patients
+    label: restricted
+    steward: Dana Steward <dana@example.org>
+    locations: [{{table: clinic.main.patients}}]
+    columns:
+      ssn: {{entity: US_SSN, rule: mask}}
+      email: {{entity: EMAIL_ADDRESS, rule: hash}}
+    purposes: [treatment-research]
+sources:
+  - name: clinic
+    label: restricted
+    access: brokered  # only the guard connects: its tables are brokered, kernels get no secret
+    steward: Dana Steward <dana@example.org>
+    url: sqlite:///{db}
+"""
+
+
 @pytest.fixture
-def catalog_dir(tmp_path):
-    return write_catalog(tmp_path / "catalog", DATASETS + BROKERED, POLICY)
+def catalog_dir(tmp_path, jp_root_dir):
+    sql = SQL_SOURCE.format(db=jp_root_dir / "clinic.db")
+    connect = "rules:\n  - {name: connect-brokered, datasets: [clinic], actions: [credential], roles: [researcher], effect: allow}\n"
+    return write_catalog(tmp_path / "catalog", DATASETS + BROKERED + sql, POLICY.replace("rules:\n", connect, 1))
 
 
 @pytest.fixture
@@ -67,6 +87,11 @@ def data(jp_root_dir):
         frame.to_parquet(jp_root_dir / "data" / sub / "labs.parquet", index=False)
     frame.to_csv(jp_root_dir / "data" / "patients.csv", index=False)  # the in-kernel (direct) dataset
     frame.to_csv(jp_root_dir / "data" / "brokered" / "patients.csv", index=False)
+    import sqlite3
+
+    with sqlite3.connect(jp_root_dir / "clinic.db") as db:
+        frame.to_sql("patients", db, index=False)
+        db.execute("create table visits (id integer)")
     return jp_root_dir
 
 
@@ -208,3 +233,45 @@ async def test_the_read_route_wants_a_kernel_token(data, jp_fetch):
         await jp_fetch("jupyter-guard", "api", "kernel", "read", method="POST",
                        body=json.dumps({"ticket": "x.y", "format": "csv"}), headers={"Authorization": "token tok-rita"})
     assert e.value.code == 403
+
+
+async def test_sql_on_a_brokered_source_is_run_by_the_guard_and_redacted(data, jp_fetch, jp_ws_fetch):
+    async with running_kernel(jp_fetch, jp_ws_fetch) as (_, k):
+        await run(k, PURPOSE)
+        res = await run(k, """
+            import pandas as pd, polars as pl, jupyter_guard
+            from jupyter_guard import GuardDenied
+            con = jupyter_guard.connect('clinic')
+            print(repr(con))
+            a = pd.read_sql('select id, ssn, email as contact from patients where id < 3 order by id', con)
+            d = pd.read_csv('data/patients.csv')
+            print('PANDAS', a.ssn.tolist(), a.contact.tolist() == d.email[:2].tolist(), a.attrs)
+            b = pl.read_database('select ssn from patients', con)
+            print('POLARS', type(b).__name__, b['ssn'].to_list()[:1])
+            t = pd.read_sql_table('patients', con)
+            print('TABLE', t.shape, t.ssn[0])
+            for name, q in [('union', 'select ssn from patients union select email from patients'),
+                            ('uncatalogued', 'select * from visits')]:
+                try:
+                    pd.read_sql(q, con)
+                    print(name, 'SERVED')
+                except GuardDenied as e:
+                    print(name, 'refused:', e)
+            try:
+                con.connect()
+            except GuardDenied as e:
+                print('engine refused:', e)
+        """, cell_id="cell-sql")
+        assert res.reply["content"]["status"] == "ok", res.text
+        assert "<brokered data source 'clinic' (sqlite)" in res.text
+        assert "PANDAS ['***-**-6789', '***-**-7891'] True" in res.text and "clinic_patients" in res.text
+        assert "POLARS DataFrame ['***-**-6789']" in res.text
+        assert "TABLE (4, 6) ***-**-6789" in res.text
+        assert "union refused: this query's result cannot be redacted column by column" in res.text
+        assert "uncatalogued refused:" in res.text and "not catalogued as brokered tables of 'clinic'" in res.text
+        assert "engine refused: data source 'clinic' is brokered" in res.text
+        assert "SERVED" not in res.text
+        for secret in SECRETS:
+            assert secret not in res.text
+        sql_reads = [r for r in reads(res) if r.get("access") == "brokered" and r["dataset"] == "clinic_patients"]
+        assert sql_reads and sql_reads[0]["columns"] == {"ssn": "mask", "contact": "hash"}

@@ -180,6 +180,9 @@ class KernelCredentialHandler(KernelHandler):
             self.noted(e.outcome, body=body, rank=source.label.rank)
             raise
         self.noted(outcome, body=body, rank=source.label.rank)
+        if resolved is None:  # brokered: this server reads it; the kernel gets no secret
+            self.finish({**outcome.to_dict(), "source": source.name, "dialect": source.dialect})
+            return
         binding.masker.add(resolved.secrets)
         self.finish({**outcome.to_dict(), "source": source.name, "url": resolved.url,
                      "secrets": list(resolved.secrets), "provider": resolved.provider})
@@ -213,7 +216,7 @@ class KernelReadHandler(KernelHandler):
             raise web.HTTPError(409, "this server does not broker reads: the guard service does "
                                 f"({self.guard.service_url}); the kernel asks it directly")
         await stream_read(self, self.json_body(), self.guard.tickets, self.governor.catalog,
-                          self.guard.broker_redactor, self.guard.log)
+                          self.guard.broker_redactor, self.guard.log, self.guard.source_url)
 
 
 class KernelGovernanceHandler(OwnKernelHandler):
