@@ -344,8 +344,12 @@ class BrokeredRead:
                 "cells": self.cells, "files": len(self.files), "wrapped_keys": dict(self.wrapped_keys),
                 "dataset": self.grant.dataset, "audit_seq": self.grant.audit_seq}
 
+    def _rules(self, frame) -> list[dict]:
+        """The column rules of ``frame``'s columns (none unless the grant redacts)."""
+        return rules_for(self.dataset, list(frame.columns), effect=self.grant.effect)
+
     def _redact(self, frame):
-        rules = rules_for(self.dataset, list(frame.columns), effect=self.grant.effect)
+        rules = self._rules(frame)
         if not rules:
             return frame
         out, rep = self._redactor_factory().redact_frame(frame, rules, memos=self._memos)
@@ -414,6 +418,7 @@ class BrokeredSqlRead(BrokeredRead):
         self.derived: dict[str, str] = {}
 
     def check(self) -> BrokeredSqlRead:
+        from .kernel.guard import RULE_STRICTNESS  # two tables' rules on one column: the stricter, as the kernel
         from .kernel.sql import DEFAULT_SCHEMAS, SQLGLOT_DIALECTS, Connection, derived_columns, sql_tables
 
         source = self.catalog.sources.get(self.spec.source)
@@ -440,7 +445,7 @@ class BrokeredSqlRead(BrokeredRead):
                 old = self.rules.get(c.column.lower())
                 if c.rule == "encrypt":
                     raise BrokerError(f"{ds.name!r} has an encrypt column rule, which brokered reads do not apply yet")
-                if old is None or _STRICTNESS.get(c.rule, 9) > _STRICTNESS.get(old["rule"], 9):
+                if old is None or RULE_STRICTNESS.get(c.rule, 9) > RULE_STRICTNESS.get(old["rule"], 9):
                     self.rules[c.column.lower()] = {"entity": c.entity, "rule": c.rule}
         if self.rules:
             self.derived, problems = derived_columns(read, set(self.rules))
@@ -465,24 +470,15 @@ class BrokeredSqlRead(BrokeredRead):
         finally:
             engine.dispose()
 
-    def _redact(self, frame):
+    def _rules(self, frame) -> list[dict]:
+        """The tables' rules, by result column name or through the alias that carries a ruled column."""
         rules = []
         for name in frame.columns:
             key = str(name).lower()
             rule = self.rules.get(key) or self.rules.get(self.derived.get(key, ""))
             if rule is not None:
                 rules.append({"name": name, **rule})
-        if not rules:
-            return frame
-        out, rep = self._redactor_factory().redact_frame(frame, rules, memos=self._memos)
-        self.columns.update(rep.columns)
-        self.entity_counts.update(rep.entity_counts)
-        self.cells += rep.cells
-        return out
-
-
-#: stricter first, when two tables' rules name the same column (as the kernel merges them)
-_STRICTNESS = {"drop": 6, "mask": 5, "replace": 4, "hash": 3, "encrypt": 2, "scan": 1, "keep": 0}
+        return rules
 
 
 # -- the kernel's side: building the result from the stream ------------------------------

@@ -32,8 +32,8 @@ from ..masking import SecretMasker
 TOKEN_HEADER = "X-Jupyter-Guard-Kernel"
 EXTENSION = "jupyter_guard.kernel"
 ENV_URL, ENV_TOKEN, ENV_KERNEL = "JUPYTER_GUARD_URL", "JUPYTER_GUARD_TOKEN", "JUPYTER_GUARD_KERNEL_ID"
-ENV_NER_MODEL = "JUPYTER_GUARD_NER_MODEL"
-ENV_BROKER = "JUPYTER_GUARD_BROKER_URL"  # where brokered reads are served (the service, or this server)  # the admin's c.GuardApp.ner_model, for the kernel's Detector
+ENV_NER_MODEL = "JUPYTER_GUARD_NER_MODEL"  # the admin's c.GuardApp.ner_model, for the kernel's Detector
+ENV_BROKER = "JUPYTER_GUARD_BROKER_URL"  # where brokered reads are served (the service, or this server)
 
 #: the user of the request being handled (set by the wrapped identity provider)
 request_user: contextvars.ContextVar[Any] = contextvars.ContextVar("jupyter_guard_request_user", default=None)
