@@ -2,10 +2,14 @@
 
 ``Detector.analyze(text)`` is defined as:
 
-1. pattern tier: ``AnalyzerEngine.analyze`` over the blank pipeline for the requested pattern
-   entities whose cheap necessary condition the text meets (no digit: no SSN, phone, card,
-   IBAN, date ...; no ``@``: no email; no ``.``: no URL) -- a recognizer that cannot match
-   is not run, so the findings are the same as running it;
+1. pattern tier: what ``AnalyzerEngine.analyze`` over the blank pipeline finds for the
+   requested pattern entities, computed only where something can be found: a Hyperscan pass
+   over the text names the patterns that can match and survive (see .prefilter); texts it
+   cannot vouch for (not ASCII, or a batch too small to pay for compiling it) take cheap
+   necessary conditions instead (no digit: no SSN, phone, card, IBAN, date ...; no ``@``: no
+   email; no ``.``: no URL). Then only those patterns, their validators, and Presidio's
+   context enhancer where a context word occurs -- the findings are the same as running
+   everything (checked against the reference engine in tests and benchmarks);
 2. NER tier (only with ``ner_model`` and when PERSON/LOCATION/NRP are requested): the model's
    ``ner`` over the text, **only if the text has an upper-case letter** -- spaCy's small
    English models tag names and places by their capitalisation, so an all-lower-case text
@@ -23,7 +27,8 @@ import logging
 from collections.abc import Iterable, Sequence
 
 import regex
-from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerRegistry
+from presidio_analyzer import AnalyzerEngine, EntityRecognizer, PatternRecognizer, RecognizerRegistry, RecognizerResult
+from presidio_analyzer.pattern_recognizer import REGEX_TIMEOUT_SECONDS
 from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
 
 from .engines import (
@@ -36,10 +41,14 @@ from .engines import (
     ner_recognizer,
 )
 from .model import Finding
+from .prefilter import Prefilter, threshold_for
 
 log = logging.getLogger(__name__)
 
 _UPPER = regex.compile(r"\p{Lu}")
+#: a batch at least this large compiles the Hyperscan prefilter (about a second, once per
+#: process) when it is not compiled yet: the slow way costs about 0.5 ms a text
+PREFILTER_MIN_TEXTS = 1000
 
 
 def needs_ner(text: str) -> bool:
@@ -96,6 +105,10 @@ class Detector:
         self._ner_engine: AnalyzerEngine | None = None
         self.entities = tuple(entities) if entities else None
         self._plans: dict = {}
+        self.recognizers = self.registry.get_recognizers(language=language, all_fields=True)
+        self._by_id = {r.id: r for r in self.recognizers}
+        self._rec_sets: dict = {}
+        self.prefilter = Prefilter(self.recognizers, score_threshold, self.pattern_engine.context_aware_enhancer)
 
     # -- configuration -------------------------------------------------------------------------
 
@@ -182,14 +195,7 @@ class Detector:
         """PII findings in one text, sorted by position. Non-strings have none."""
         if not isinstance(text, str) or not text:
             return []
-        _, ner, gates = self._plan(entities)
-        results = []
-        sub = self._pattern_subset(text, gates)
-        if sub:
-            results += self.pattern_engine.analyze(text, self.language, entities=sub)
-        if ner and needs_ner(text):
-            results += self.ner_engine.analyze(text, self.language, entities=list(ner))
-        return findings_from(results, text)
+        return self._analyze_unique([text], entities)[0]
 
     def analyze_many(self, texts: Iterable[str], entities: Iterable[str] | None = None) -> list[list[Finding]]:
         """``[self.analyze(t, entities) for t in texts]``, computed once per distinct text,
@@ -209,18 +215,26 @@ class Detector:
         found = self._analyze_unique(uniq, entities)
         return [list(found[c]) if c >= 0 else [] for c in codes]
 
+    def warm(self) -> bool:
+        """Compile the one-pass pattern prefilter now (else: on the first batch of
+        ``PREFILTER_MIN_TEXTS`` texts). False when Hyperscan is unavailable."""
+        return self.prefilter.compile()
+
+    def _recognizers_for(self, entities) -> frozenset[int]:
+        """Indexes of the pattern recognizers a request runs (Presidio's registry choice)."""
+        key = tuple(entities)
+        got = self._rec_sets.get(key)
+        if got is None:
+            wanted = set(entities)
+            got = self._rec_sets[key] = frozenset(
+                i for i, r in enumerate(self.recognizers) if wanted & set(r.supported_entities))
+        return got
+
     def _analyze_unique(self, uniq: list[str], entities) -> list[list[Finding]]:
-        _, ner, gates = self._plan(entities)
+        pattern, ner, gates = self._plan(entities)
         raw: list[list] = [[] for _ in uniq]
-        work = []  # (position, entities) for the pattern tier
-        for i, t in enumerate(uniq):
-            sub = self._pattern_subset(t, gates)
-            if sub:
-                work.append((i, sub))
-        if work:
-            docs = self.nlp_engine.process_batch([uniq[i] for i, _ in work], self.language, batch_size=self.batch_size)
-            for (i, sub), (_, art) in zip(work, docs):
-                raw[i] += self.pattern_engine.analyze(uniq[i], self.language, entities=sub, nlp_artifacts=art)
+        if pattern:
+            self._pattern_tier(uniq, pattern, gates, raw)
         if ner:
             todo = [i for i, t in enumerate(uniq) if needs_ner(t)]
             if todo:
@@ -230,6 +244,117 @@ class Detector:
                 for i, (_, art) in zip(todo, docs):
                     raw[i] += engine.analyze(uniq[i], self.language, entities=ner_list, nlp_artifacts=art)
         return [findings_from(r, t) if r else [] for r, t in zip(raw, uniq)]
+
+    def _pattern_tier(self, uniq: list[str], pattern, gates, raw: list[list]) -> None:
+        """Presidio's pattern recognizers on each text, run only where they can find something.
+
+        Which: the prefilter's candidate patterns (one Hyperscan pass; see .prefilter) or, for
+        texts it cannot vouch for, the cheap necessary conditions. How: a candidate pattern's
+        regex, then its recognizer's ``validate_result``/``invalidate_result`` and scores, as
+        ``PatternRecognizer.analyze`` does; other recognizers' own ``analyze``; Presidio's
+        context enhancer only where a context word occurs (tokenizing only those texts);
+        Presidio's thresholds. A text with an opaque recognizer gets ``AnalyzerEngine.analyze``
+        itself. The findings are plain Presidio's (tests/redaction/test_prefilter.py)."""
+        allowed = self._recognizers_for(pattern)
+        pre = self.prefilter
+        if len(uniq) >= PREFILTER_MIN_TEXTS or pre.ready:
+            pre.compile()
+        plans = pre.plans
+        recs = self.recognizers
+        full: list[tuple[int, list[str]]] = []  # texts for Presidio's own analyze
+        enhance: list[int] = []  # texts whose results a context word may change
+        per_text: dict[int, list[int]] = {}
+        for i, (text, cand) in enumerate(zip(uniq, pre.candidates(uniq))):
+            if cand is None:
+                subset = set(self._pattern_subset(text, gates))
+                cand = {}
+                for k in allowed:
+                    if subset & set(recs[k].supported_entities):
+                        live = pre.live_patterns(k, text)
+                        if live:
+                            cand[k] = live
+            chosen = [k for k in cand if k in allowed]
+            if not chosen:
+                continue
+            if any(plans[k].opaque for k in chosen):
+                full.append((i, sorted({e for k in chosen for e in recs[k].supported_entities} & set(pattern))))
+                continue
+            results = []
+            lowered = None
+            context = False
+            for k in chosen:
+                rec = recs[k]
+                plan = plans[k]
+                in_context = False
+                if plan.context_words:
+                    if lowered is None:
+                        lowered = text.lower()
+                    in_context = any(w in lowered for w in plan.context_words)
+                if in_context or not plan.plain:
+                    # Presidio's own call: its results carry what the context enhancer needs
+                    found = rec.analyze(text, list(rec.supported_entities), None)
+                    for r in found:
+                        if not r.recognition_metadata:
+                            r.recognition_metadata = {}
+                        r.recognition_metadata.setdefault(RecognizerResult.RECOGNIZER_IDENTIFIER_KEY, rec.id)
+                else:
+                    found = _run_patterns(rec, cand[k], text)
+                if found:
+                    results += found
+                    context = context or in_context
+            if results:
+                raw[i] = results
+                per_text[i] = chosen
+                if context:
+                    enhance.append(i)
+        if enhance:
+            docs = self.nlp_engine.process_batch([uniq[i] for i in enhance], self.language, batch_size=self.batch_size)
+            for i, (_, art) in zip(enhance, docs):
+                raw[i] = self.pattern_engine._enhance_using_context(
+                    uniq[i], raw[i], art, [recs[k] for k in per_text[i]], None)
+        default = self.pattern_engine.default_score_threshold
+        by_id = self._by_id
+        for i in per_text:
+            raw[i] = [r for r in raw[i] if r.score >= threshold_for(
+                by_id[r.recognition_metadata[RecognizerResult.RECOGNIZER_IDENTIFIER_KEY]], r.entity_type, default)]
+        if full:
+            docs = self.nlp_engine.process_batch([uniq[i] for i, _ in full], self.language, batch_size=self.batch_size)
+            for (i, ents), (_, art) in zip(full, docs):
+                raw[i] = self.pattern_engine.analyze(uniq[i], self.language, entities=ents, nlp_artifacts=art)
+
+
+_COMPILED_PATTERNS: dict = {}
+
+
+def _run_patterns(rec: PatternRecognizer, patterns, text: str) -> list[RecognizerResult]:
+    """``rec.analyze(text)`` restricted to ``patterns`` (the ones that can yield a finding
+    here), without Presidio's explanation objects: the same regex and flags, the same empty-
+    match, validation and invalidation rules, the same per-recognizer duplicate removal."""
+    flags = rec.global_regex_flags
+    entity = rec.supported_entities[0]
+    rid = rec.id
+    out = []
+    for p in patterns:
+        key = (p.regex, flags)
+        compiled = _COMPILED_PATTERNS.get(key)
+        if compiled is None:
+            compiled = _COMPILED_PATTERNS[key] = regex.compile(p.regex, flags=flags)
+        for m in compiled.finditer(text, timeout=REGEX_TIMEOUT_SECONDS):
+            start, end = m.span()
+            if start == end:
+                continue
+            current = text[start:end]
+            score = p.score
+            valid = rec.validate_result(current)
+            if valid is not None:
+                score = EntityRecognizer.MAX_SCORE if valid else EntityRecognizer.MIN_SCORE
+            if rec.invalidate_result(current):
+                score = EntityRecognizer.MIN_SCORE
+            if score > EntityRecognizer.MIN_SCORE:
+                out.append(RecognizerResult(entity, start, end, score,
+                                            recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: rec.name,
+                                                                  RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: rid}))
+    return EntityRecognizer.remove_duplicates(out) if len(out) > 1 else out
 
 
 _LETTER = regex.compile(r"\p{L}")
