@@ -41,6 +41,7 @@ from .engines import (
     ner_recognizer,
 )
 from .model import Finding
+from .phones import phone_results
 from .prefilter import Prefilter, threshold_for
 
 log = logging.getLogger(__name__)
@@ -290,7 +291,9 @@ class Detector:
                     if lowered is None:
                         lowered = text.lower()
                     in_context = any(w in lowered for w in plan.context_words)
-                if in_context or not plan.plain:
+                if plan.phone:
+                    found = phone_results(rec, text)
+                elif in_context or not plan.plain:
                     # Presidio's own call: its results carry what the context enhancer needs
                     found = rec.analyze(text, list(rec.supported_entities), None)
                     for r in found:

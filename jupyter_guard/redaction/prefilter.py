@@ -15,7 +15,8 @@ each text, the recognizers whose findings can survive, without changing a single
   recognizer's context words occurs in the text (Presidio compares context words as
   substrings of the lower-cased tokens around the match, so absence from the text is proof);
 * the phone recognizer (libphonenumber, not a pattern recognizer) counts when the text holds at
-  least as many digits as the shortest valid number of any region (4, from the metadata).
+  least as many digits as the shortest valid number of any region (4, from the metadata); it
+  is then run by .phones, which spares libphonenumber the candidates that cannot be numbers.
 
 A recognizer this module cannot reason about (its own ``analyze`` or context logic, regex
 flags other than I/M/S, non-ASCII patterns, patterns Hyperscan rejects) is ``opaque``: it runs on
@@ -35,6 +36,8 @@ import threading
 from dataclasses import dataclass, field
 
 from presidio_analyzer import EntityRecognizer, PatternRecognizer
+
+from .phones import is_presidio_phone_recognizer
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,8 @@ class RecognizerPlan:
     context_words: tuple = ()
     #: whether its ``analyze`` is PatternRecognizer's (so the detector may run single patterns)
     plain: bool = False
+    #: Presidio's PhoneRecognizer (run by .phones, with its candidates remembered)
+    phone: bool = False
     #: the patterns to run when a scan of this recognizer hits (None: the ones that hit)
     run_all: list | None = None
     #: the recognizer never yields a finding (all its patterns are doomed)
@@ -101,7 +106,8 @@ def plan_recognizer(index: int, rec: EntityRecognizer, default_threshold: float,
     if cls.enhance_using_context is not EntityRecognizer.enhance_using_context:
         plan.opaque = True
         return plan
-    if cls.__name__ == "PhoneRecognizer" and cls.__module__.startswith("presidio_analyzer"):
+    if is_presidio_phone_recognizer(rec):
+        plan.phone = True
         digits = "[^0-9]*".join(["[0-9]"] * _phone_min_digits())
         plan.scans = [(None, digits, False)]
     elif isinstance(rec, PatternRecognizer) and (cls.analyze is PatternRecognizer.analyze

@@ -152,3 +152,36 @@ def test_a_plan_needs_the_recognizers_own_logic_to_be_presidios(detector):
     assert plan_recognizer(0, rec, 0.5, detector.pattern_engine.context_aware_enhancer).opaque
     ascii_rec = PatternRecognizer(supported_entity="Y", patterns=[Pattern("y", "é\\d", 0.9)])
     assert plan_recognizer(0, ascii_rec, 0.5, detector.pattern_engine.context_aware_enhancer).opaque
+
+
+PHONE_BITS = ["0", "1", "2", "44", "49", "555", "0198", "2671", "030", "901820", "20", "7946", "0958",
+              "+", "(", ")", "-", ".", " ", "/", ":", "x", "ext", "T", "Z", "ms", "=", "rows", "2026-01-15",
+              "14:05:18", "11 15", "0800", "011", "00", "#", "١٢", "٣٤", "A", "tel"]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(PHONE_BITS), min_size=1, max_size=16).map("".join))
+def test_phone_numbers_are_libphonenumbers_own(detector, text):
+    from jupyter_guard.redaction.phones import phone_results
+
+    phone = next(r for r in detector.recognizers if type(r).__name__ == "PhoneRecognizer")
+    spans = sorted((r.start, r.end, r.score) for r in phone.analyze(text, ["PHONE_NUMBER"]))
+    assert sorted((r.start, r.end, r.score) for r in phone_results(phone, text)) == spans
+    # and a second time, from the remembered decisions
+    assert sorted((r.start, r.end, r.score) for r in phone_results(phone, text)) == spans
+
+
+def test_short_numbers_are_not_parsed_but_counted(detector, monkeypatch):
+    import phonenumbers.phonenumbermatcher as pnm
+
+    from jupyter_guard.redaction import phones
+
+    parsed = []
+    real = pnm.parse
+    monkeypatch.setattr(pnm, "parse", lambda *a, **kw: parsed.append(a[0]) or real(*a, **kw))
+    phone = next(r for r in detector.recognizers if type(r).__name__ == "PhoneRecognizer")
+    phones._MEMO.clear()
+    assert phones.phone_results(phone, "took=58.5ms rows=861 at 14:05") == []
+    assert parsed == []  # nothing there can be a number of any of the eight regions
+    found = phones.phone_results(phone, "call (415) 555-2671 now")
+    assert [(r.start, r.end) for r in found] == [(5, 19)] and parsed
