@@ -11,14 +11,14 @@
    context enhancer where a context word occurs -- the findings are the same as running
    everything (checked against the reference engine in tests and benchmarks);
 2. NER tier (only with ``ner_model`` and when PERSON/LOCATION/NRP are requested): the model's
-   ``ner`` over the text, **only if the text has an upper-case letter** -- spaCy's small
-   English models tag names and places by their capitalisation, so an all-lower-case text
-   is treated as holding none (a documented heuristic, measured in docs/detection-quality.md);
+   ``ner`` over every text with a letter, lower-case ones included (the small English model
+   still finds about half of the lower-cased names, measured in docs/detection-quality.md;
+   a name or place without a letter is dropped anyway, so letter-free texts skip the model);
 3. Presidio's ``remove_duplicates`` over both, sorted by position.
 
 ``analyze_many`` returns exactly ``[analyze(t) for t in texts]`` but analyses each distinct
 text once, tokenizes in batches (``nlp.pipe``) and runs the model batched, only on the
-distinct texts that pass step 2's test.
+distinct texts with a letter.
 """
 
 from __future__ import annotations
@@ -46,15 +46,16 @@ from .prefilter import Prefilter, threshold_for
 
 log = logging.getLogger(__name__)
 
-_UPPER = regex.compile(r"\p{Lu}")
+_LETTERS = regex.compile(r"\p{L}")
 #: a batch at least this large compiles the Hyperscan prefilter (about a second, once per
 #: process) when it is not compiled yet: the slow way costs about 0.5 ms a text
 PREFILTER_MIN_TEXTS = 1000
 
 
 def needs_ner(text: str) -> bool:
-    """The NER tier's prefilter: could spaCy find a name, place or group here?"""
-    return _UPPER.search(text) is not None
+    """The NER tier's prefilter: could a finding of the model survive here? (findings_from
+    drops a PERSON/LOCATION/NRP span without a letter)"""
+    return _LETTERS.search(text) is not None
 
 
 class Detector:

@@ -52,7 +52,7 @@ def test_ner_tier_finds_names_and_places_only_when_asked(ner):
     found = spans(text, ner.analyze(text))
     assert ("PERSON", "Maria Lopez") in found and ("LOCATION", "Boston") in found
     assert spans(text, ner.analyze(text, entities=["EMAIL_ADDRESS"])) == set()
-    assert ner.analyze(text.lower(), entities=["PERSON", "LOCATION"]) == []  # no capital letter: NER is skipped
+    assert ner.analyze("12 34 56 -- 78", entities=["PERSON", "LOCATION"]) == []  # no letter: no name
 
 
 def test_unknown_model_is_a_clear_error():
@@ -81,13 +81,18 @@ def test_analyze_many_equals_analyze_one_by_one(ner, batch):
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=texts)
 def test_prefilters_and_tiers_match_plain_presidio(ner, text):
-    """The prefilters and the tier split give what one plain AnalyzerEngine gives
-    (texts with an upper-case letter; without one the NER tier is skipped by design)."""
+    """The prefilters and the tier split give what one plain AnalyzerEngine gives, lower-case
+    texts included (the NER tier reads them too)."""
     reference = ner.reference_engine()
-    want = findings_from(reference.analyze(text, "en", entities=ner.requested()), text)
-    if not any(c.isupper() for c in text):
-        want = [f for f in want if f.entity_type not in ("PERSON", "LOCATION", "NRP")]
-    assert ner.analyze(text) == want
+    assert ner.analyze(text) == findings_from(reference.analyze(text, "en", entities=ner.requested()), text)
+
+
+def test_lower_case_text_goes_to_the_model(ner):
+    text = "spoke with maria lopez and john smith about the visit to paris"
+    reference = ner.reference_engine()
+    found = ner.analyze(text)
+    assert found == findings_from(reference.analyze(text, "en", entities=ner.requested()), text)
+    assert {f.entity_type for f in found} & {"PERSON", "LOCATION"}
 
 
 def test_works_with_the_network_cut_off(monkeypatch):
