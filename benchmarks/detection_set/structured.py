@@ -86,3 +86,55 @@ def cases(n_per_brand: int = 25, n_dates: int = 150) -> list[dict]:
         if len(digits) == 16:
             out.append({"text": f"Reference {_group(rng, digits)} noted", "spans": [], "kind": "negative"})
     return out
+
+
+# -- street addresses (our own word lists; no Faker) ----------------------------------------------
+
+STREETS = ["Oak", "Maple", "Cedar", "Pine", "Elm", "Main", "Church", "Mill", "Park", "Lake", "Hill", "River",
+           "Station", "Market", "Spring", "Willow", "Chestnut", "Highland", "Meadow", "Harbor", "5th", "42nd",
+           "3rd", "Old Farm", "Green Valley", "Sunset", "Orchard"]
+SUFFIXES = ["Street", "St", "Avenue", "Ave", "Road", "Rd", "Boulevard", "Blvd", "Lane", "Ln", "Drive", "Dr",
+            "Court", "Ct", "Place", "Way", "Terrace", "Parkway", "Circle", "Highway"]
+CITIES = ["Springfield", "Riverton", "Fairview", "Ashford", "Millbrook", "Georgetown", "Lakeside", "Brookhaven",
+          "Cedar Falls", "Port Ellis", "Northgate", "Westbury"]
+STATES = ["IL", "NY", "CA", "TX", "WA", "MA", "OH", "GA", "CO", "OR"]
+UNITS = ["Apt 4B", "Suite 300", "Unit 12", "#7", "Apt. 2"]
+ADDRESS_TEMPLATES = ["She lives at {}.", "Ship to {} by Friday", "Address: {}", "Moved from {} last year",
+                     "{} (home)", "the clinic at {} called"]
+ADDRESS_NEGATIVES = ["the 3 main reasons", "a 3 way handshake", "we sold 40 oak boards", "2 lane bridge closed",
+                     "Room 12 on floor 3", "took 5 st johns wort tablets", "after 3 long drives home",
+                     "page 12 court rulings", "4 park benches were painted", "route 66 diner"]
+
+
+def _address(rng: random.Random) -> str:
+    n = str(rng.randint(1, 9999)) + rng.choice(["", "", "", "A"])
+    street = rng.choice(STREETS)
+    suffix = rng.choice(SUFFIXES)
+    form = rng.randrange(6)
+    if form == 0:
+        return f"{n} {street} {suffix}"
+    if form == 1:
+        return f"{n} {rng.choice(['N', 'S', 'E', 'W', 'North'])} {street} {suffix}, {rng.choice(CITIES)}, " \
+               f"{rng.choice(STATES)} {rng.randint(10000, 99999)}"
+    if form == 2:
+        return f"{n} {street} {suffix}, {rng.choice(UNITS)}, {rng.choice(CITIES)}, {rng.choice(STATES)} " \
+               f"{rng.randint(10000, 99999)}"
+    if form == 3:
+        return f"{n} {street} {suffix}., {rng.choice(CITIES)}"
+    if form == 4:
+        return f"{n} {street.lower()} {suffix.lower()}"
+    return f"{n} {street} {suffix} {rng.choice(UNITS)}"
+
+
+def address_cases(n: int = 200) -> list[dict]:
+    """Addresses in sentences, each labelled LOCATION as one span, and near-miss negatives."""
+    rng = random.Random(SEED + 1)
+    out = []
+    for _ in range(n):
+        value = _address(rng)
+        text = rng.choice(ADDRESS_TEMPLATES).format(value)
+        start = text.index(value)
+        out.append({"text": text, "spans": [(start, start + len(value), "LOCATION")], "kind": "address"})
+    for text in ADDRESS_NEGATIVES:
+        out.append({"text": text, "spans": [], "kind": "negative"})
+    return out

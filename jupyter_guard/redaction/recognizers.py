@@ -6,6 +6,8 @@
   19-digit Visa/UnionPay/Maestro/Discover, and American Express grouped 4-6-5. A candidate is a
   run of 12-19 digits with at most single spaces or dashes between them; it counts only when
   it passes the Luhn check *and* its prefix and length are a brand's.
+* :class:`StreetAddressRecognizer` -- street addresses as one LOCATION span (number, street,
+  suffix, unit, city, state, ZIP), which Presidio only finds piecewise through the NER model.
 * :class:`WordDateRecognizer` -- dates written with the month's name ("March 3, 2024",
   "3rd of March 2024", "Tue, 3 Mar 2024", "March 2024"), which Presidio's date patterns (digits
   and three-letter upper-case months only) miss. A month name alone ("in May") is not a date.
@@ -100,5 +102,41 @@ class WordDateRecognizer(PatternRecognizer):
                          global_regex_flags=re.IGNORECASE | re.MULTILINE | re.DOTALL)
 
 
+# -- street addresses -------------------------------------------------------------------------
+
+_SUFFIX = (r"(?i:street|st|avenue|ave|av|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|place|pl|way"
+           r"|terrace|ter|parkway|pkwy|circle|cir|highway|hwy|square|sq|trail|trl|crescent|cres|close|row"
+           r"|alley|plaza|loop|pike|expressway|expy|freeway|fwy)\.?")
+_DIRECTION = r"(?i:n|s|e|w|ne|nw|se|sw|north|south|east|west)\.?"
+_STREET_WORD = r"(?:\d{1,3}(?i:st|nd|rd|th)|[A-Za-z][A-Za-z'-]*)"
+_UNIT = r"(?:,?\s*(?i:apt|apartment|suite|ste|unit|fl|floor|rm|room)\.?\s*#?\s*[A-Za-z0-9-]{1,6}|,?\s*#\s*[A-Za-z0-9-]{1,6})"
+_STATES = ("AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC "
+           "ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR").split()
+_CITY = r"[A-Z][a-z'.-]+(?:[ -][A-Z][a-z'.-]+){0,2}"
+_ZIP = r"\d{5}(?:-\d{4})?"
+_STATE = "(?:" + "|".join(_STATES) + ")"
+
+
+class StreetAddressRecognizer(PatternRecognizer):
+    """Street addresses as one span: house number, street name and suffix, then optionally a
+    unit, a city, a state and a ZIP code ("77 N Maple Ave, Apt 4B, Springfield, IL 62704").
+    Street suffixes and units match in any case ("9 market street"); the city must be
+    capitalised, so the address does not run on into the sentence."""
+
+    PATTERNS = [
+        Pattern("number street suffix [unit] [, city [, state] [zip]]",
+                rf"\b\d{{1,6}}[A-Za-z]?\s+(?:{_DIRECTION}\s+)?(?:{_STREET_WORD}\s+){{1,3}}?{_SUFFIX}(?!\w)"
+                rf"(?:\s+{_DIRECTION}(?!\w))?{_UNIT}?"
+                rf"(?:,?\s+{_CITY}(?:,?\s+{_STATE}\b)?(?:,?\s+{_ZIP}\b)?(?<=[A-Za-z0-9])|,?\s+{_STATE}\s+{_ZIP}\b)?",
+                0.85),
+    ]
+    CONTEXT = ["address", "street", "lives", "live", "home", "ship", "mail", "deliver", "residence", "resides"]
+
+    def __init__(self, supported_language: str = "en"):
+        super().__init__(supported_entity="LOCATION", patterns=self.PATTERNS, context=self.CONTEXT,
+                         supported_language=supported_language, name="StreetAddressRecognizer",
+                         global_regex_flags=re.MULTILINE | re.DOTALL)
+
+
 #: added to Presidio's predefined recognizers (not when a registry YAML replaces that set)
-OWN_RECOGNIZERS = (CardNumberRecognizer, WordDateRecognizer)
+OWN_RECOGNIZERS = (CardNumberRecognizer, WordDateRecognizer, StreetAddressRecognizer)

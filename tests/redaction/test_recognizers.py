@@ -50,7 +50,7 @@ def test_presidio_alone_misses_them(detector):
 
 def test_the_registry_holds_them_as_presidio_recognizers(detector, tmp_path):
     names = {type(r).__name__ for r in detector.registry.recognizers}
-    assert {"CardNumberRecognizer", "WordDateRecognizer"} <= names
+    assert {"CardNumberRecognizer", "WordDateRecognizer", "StreetAddressRecognizer"} <= names
     # a registry YAML replaces the predefined set: then only what it lists
     yaml_file = tmp_path / "registry.yaml"
     yaml_file.write_text("supported_languages: [en]\nglobal_regex_flags: 26\nrecognizers:\n"
@@ -70,3 +70,23 @@ def test_a_month_name_alone_or_a_time_is_not_a_word_date():
     rec = WordDateRecognizer()
     for text in ("In May we met again", "March forward, team", "at 10:30", "June is hot"):
         assert rec.analyze(text, ["DATE_TIME"]) == [], text
+
+
+def test_every_address_is_found_as_one_span_and_near_misses_are_not(detector):
+    data = structured.address_cases()
+    found = detector.analyze_many([c["text"] for c in data], ["LOCATION"])
+    missed = [c["text"] for c, fs in zip(data, found) for s, e, _ in c["spans"]
+              if not any(f.start <= s and e <= f.end for f in fs)]
+    assert not missed, missed[:5]
+    false = [c["text"] for c, fs in zip(data, found) if not c["spans"] and fs]
+    assert not false, false
+    plain = Detector(entry_points=False, own_recognizers=False)
+    assert not any(plain.analyze_many([c["text"] for c in data], ["LOCATION"]))  # no model: no LOCATION at all
+
+
+def test_an_address_does_not_run_on_into_the_sentence(detector):
+    text = "She lives at 77 N Maple Ave, Apt 4B, Springfield, IL 62704 since May and likes it there."
+    spans = [(f.entity_type, text[f.start:f.end]) for f in detector.analyze(text, ["LOCATION"])]
+    assert spans == [("LOCATION", "77 N Maple Ave, Apt 4B, Springfield, IL 62704")]
+    lower = "met at 9 market street today"
+    assert [lower[f.start:f.end] for f in detector.analyze(lower, ["LOCATION"])] == ["9 market street"]
