@@ -65,7 +65,7 @@ class Detector:
         means the pattern tier only. Loaded on first use, never downloaded.
     entities: the default entities to look for (None: everything the tiers support).
     score_threshold: Presidio's default threshold; ``entity_thresholds`` overrides it per
-        entity (default: PHONE_NUMBER 0.4, see engines.DEFAULT_ENTITY_THRESHOLDS).
+        entity (default: PHONE_NUMBER and US_SSN 0.4, see engines.DEFAULT_ENTITY_THRESHOLDS).
     recognizers_yaml: a Presidio recognizer-registry YAML replacing the predefined set.
     entry_points: also load recognizers from the ``jupyter_guard.recognizers`` group.
     own_recognizers: add jupyter_guard's own recognizers (card brands and lengths Presidio's

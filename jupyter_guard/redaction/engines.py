@@ -45,7 +45,9 @@ NER_SCORE = 0.85  # Presidio's default for spaCy entities
 #: default per-entity thresholds below the Detector's score_threshold. libphonenumber
 #: validates every phone match, and Presidio gives a valid number 0.4 (0.75 with a context
 #: word such as "phone" or "call"); at 0.5 most numbers in notes would be missed.
-DEFAULT_ENTITY_THRESHOLDS = {"PHONE_NUMBER": 0.4}
+#: US_SSN: a bare nine-digit SSN scores 0.05, 0.4 with "ssn"/"social security" before it --
+#: at 0.5 "SSN: 536221234" would be missed; without the context word it stays below 0.4.
+DEFAULT_ENTITY_THRESHOLDS = {"PHONE_NUMBER": 0.4, "US_SSN": 0.4}
 
 # -- offline tldextract ------------------------------------------------------------------------
 
@@ -91,6 +93,9 @@ class _LowercaseLemmas:
     def _doc_to_nlp_artifact(self, doc, language: str) -> NlpArtifacts:
         art = super()._doc_to_nlp_artifact(doc, language)
         art.lemmas = [t.lower_ for t in doc]
+        # the context enhancer reads the keywords, which NlpArtifacts derived from the empty
+        # lemmas of a pipeline without a lemmatizer: derive them again, from ours
+        art.keywords = NlpArtifacts.set_keywords(self, art.lemmas, language)
         return art
 
 
