@@ -185,3 +185,15 @@ def test_short_numbers_are_not_parsed_but_counted(detector, monkeypatch):
     assert parsed == []  # nothing there can be a number of any of the eight regions
     found = phones.phone_results(phone, "call (415) 555-2671 now")
     assert [(r.start, r.end) for r in found] == [(5, 19)] and parsed
+
+
+def test_without_hyperscan_the_findings_are_the_same(monkeypatch, reference):
+    # Linux on ARM has no hyperscan wheel: there every text takes the cheap-condition path
+    from jupyter_guard.redaction import prefilter
+
+    monkeypatch.setattr(prefilter, "hyperscan", None)
+    det = Detector()
+    assert not det.warm()
+    texts = corpus("notes", 20_000) + corpus("logs", 10_000) + [" ".join(FRAGMENTS)]
+    assert det.analyze_many(texts) == plain(reference, texts)
+    assert not det.prefilter.ready
