@@ -193,8 +193,10 @@ def build_pattern_registry(
         registry = RecognizerRegistry(supported_languages=[language])
         registry.load_predefined_recognizers(languages=[language])  # + a SpacyRecognizer, dropped below
         if own:
-            from .recognizers import OWN_RECOGNIZERS
+            from .recognizers import OWN_RECOGNIZERS, REPLACES
 
+            registry.recognizers = [REPLACES[type(r).__name__](supported_language=r.supported_language)
+                                    if type(r).__name__ in REPLACES else r for r in registry.recognizers]
             for cls in OWN_RECOGNIZERS:
                 registry.add_recognizer(cls(supported_language=language))
     registry.recognizers = [r for r in registry.recognizers if not isinstance(r, SpacyRecognizer)
@@ -259,6 +261,8 @@ PREFILTERS = {
     "UuidRecognizer": "-",
     "CardNumberRecognizer": _DIGIT,
     "WordDateRecognizer": _DIGIT,  # a day or a year is written in digits
+    "VersionAwareDateRecognizer": _DIGIT,
+    "StreetAddressRecognizer": _DIGIT,  # the house number
 }
 
 

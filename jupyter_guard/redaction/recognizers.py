@@ -8,6 +8,8 @@
   it passes the Luhn check *and* its prefix and length are a brand's.
 * :class:`StreetAddressRecognizer` -- street addresses as one LOCATION span (number, street,
   suffix, unit, city, state, ZIP), which Presidio only finds piecewise through the NER model.
+* :class:`VersionAwareDateRecognizer` -- Presidio's date recognizer, replacing it, with its
+  ``dd.mm.yy`` pattern kept off version numbers ("version 3.9.11") and IP addresses.
 * :class:`WordDateRecognizer` -- dates written with the month's name ("March 3, 2024",
   "3rd of March 2024", "Tue, 3 Mar 2024", "March 2024"), which Presidio's date patterns (digits
   and three-letter upper-case months only) miss. A month name alone ("in May") is not a date.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import re
 
 from presidio_analyzer import Pattern, PatternRecognizer
+from presidio_analyzer.predefined_recognizers import DateRecognizer
 
 # -- payment cards ----------------------------------------------------------------------------
 
@@ -138,5 +141,29 @@ class StreetAddressRecognizer(PatternRecognizer):
                          global_regex_flags=re.MULTILINE | re.DOTALL)
 
 
+# -- numeric dates without version numbers ----------------------------------------------------
+
+DOTTED = "dd.mm.yyyy or dd.mm.yy"
+
+
+class VersionAwareDateRecognizer(DateRecognizer):
+    """Presidio's DateRecognizer with its dotted pattern kept off version numbers and addresses:
+    ``dd.mm.yy`` also reads "version 3.9.11", "v2.8.97" and the "11.8.61" of "173.11.8.61".
+    The dotted date here must not touch another dot-number or a word, nor follow "version",
+    "v", "release" or "build"; the other patterns are Presidio's."""
+
+    PATTERNS = [p if p.name != DOTTED else Pattern(
+        DOTTED,
+        r"(?<![\w.])(?<!version )(?<!ver\. )(?<!release )(?<!build )(?<!v)"
+        r"(([1-9]|0[1-9]|[1-2][0-9]|3[0-1])\.([1-9]|0[1-9]|1[0-2])\.(\d{4}|\d{2}))(?!\.\d|\w)",
+        p.score) for p in DateRecognizer.PATTERNS]
+
+    def __init__(self, supported_language: str = "en"):
+        super().__init__(patterns=self.PATTERNS, supported_language=supported_language)
+        self.name = "VersionAwareDateRecognizer"
+
+
 #: added to Presidio's predefined recognizers (not when a registry YAML replaces that set)
 OWN_RECOGNIZERS = (CardNumberRecognizer, WordDateRecognizer, StreetAddressRecognizer)
+#: predefined recognizers that an own one replaces
+REPLACES = {"DateRecognizer": VersionAwareDateRecognizer}

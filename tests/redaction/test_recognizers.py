@@ -32,8 +32,19 @@ def test_every_card_brand_and_length_and_every_word_date_is_found_whole(detector
     assert missed == []
     false = [(c["text"], [(f.entity_type, c["text"][f.start:f.end]) for f in fs])
              for c, fs in zip(data, found) if not c["spans"] and fs]
-    # Presidio's own dd.mm.yy pattern takes a version string for a date; ours add nothing there
-    assert false == [("version 3.9.11 released", [("DATE_TIME", "3.9.11")])]
+    # Presidio's own dd.mm.yy pattern takes a version string for a date; ours does not
+    assert false == []
+    plain = Detector(entry_points=False, own_recognizers=False)
+    assert [(f.entity_type, "version 3.9.11"[f.start:f.end]) for f in plain.analyze("version 3.9.11")] == [
+        ("DATE_TIME", "3.9.11")]
+
+
+def test_dotted_dates_are_found_and_versions_and_ip_parts_are_not(detector):
+    for text, want in [("born 03.09.2011.", ["03.09.2011"]), ("on 3.9.2011", ["3.9.2011"]),
+                       ("due 12.10.24, ok", ["12.10.24"]), ("version 3.9.11.", []), ("v2.8.97", []),
+                       ("release 1.2.20", []), ("from 173.11.8.61 on", [])]:
+        got = [text[f.start:f.end] for f in detector.analyze(text, ["DATE_TIME"])]
+        assert got == want, text
 
 
 def _with_check_digit(body: str) -> str:
