@@ -7,7 +7,8 @@ line on digit-dense text). What it decides for a candidate depends on the candid
 region and leniency, the character before it and the three after it (the previous/next-
 character checks and the ``:ss`` time-stamp suffix) -- nothing else of the text. Log lines
 and tables repeat such candidates all the time (dates, hours, small counts, hex fragments),
-even when no line repeats. :class:`RememberingMatcher` keeps that decision per key (bounded),
+even when no line repeats. :class:`RememberingMatcher` keeps that decision per key (bounded;
+the neighbours enter the key only as what the matcher tests of them),
 so a candidate seen before costs a dictionary lookup.
 
 Most candidates in such text are short numbers ("rows=861", "14:05") that cannot be a valid
@@ -180,6 +181,11 @@ def regions_that_could_match(text: str, regions) -> list:
     return [r for r in regions if any(shape[0] >= _threshold(r, shape) for shape in shapes)]
 
 
+def _rejects(ch: str) -> bool:
+    """The matcher's test of a neighbouring character (a Latin letter or invalid punctuation)."""
+    return PhoneNumberMatcher._is_invalid_punctuation_symbol(ch) or PhoneNumberMatcher._is_latin_letter(ch)
+
+
 class RememberingMatcher(PhoneNumberMatcher):
     """``PhoneNumberMatcher`` whose ``_extract_match`` (one candidate's decision) is remembered,
     and replayed without parsing for candidates too short to be a number."""
@@ -194,8 +200,11 @@ class RememberingMatcher(PhoneNumberMatcher):
         # with few tries left the decision could be cut short: decide it afresh
         if self._max_tries <= 64 * (len(candidate) + 1):
             return super()._extract_match(candidate, offset)
-        key = (self.preferred_region, self.leniency, candidate, text[offset - 1] if offset > 0 else None,
-               text[end:end + 3])
+        # all the decision reads of the text around the candidate: whether the character before
+        # and the one after would reject it, and whether a ":ss" time-stamp suffix follows
+        key = (self.preferred_region, self.leniency, candidate,
+               offset > 0 and _rejects(text[offset - 1]), end < len(text) and _rejects(text[end]),
+               _pnm._TIME_STAMPS_SUFFIX.match(text, end) is not None)
         hit = _MEMO.get(key)
         if hit is None:
             before = self._max_tries
