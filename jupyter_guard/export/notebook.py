@@ -48,6 +48,7 @@ import nbformat
 
 from ..errors import GuardError
 from ..masking import known_pattern
+from ..scan_secrets import SECRET_HINT as _SECRET_HINT
 
 GUARD_METADATA_KEY = "jupyter_guard"
 HEADER_CELL_ID = "jupyter-guard-export"
@@ -65,14 +66,6 @@ OUTPUT_TYPES = ("stream", "error", "execute_result", "display_data", "update_dis
 _ANSI = re.compile(r"\x1b(?:\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 _HTML_SPLIT = re.compile(r"(<!--.*?(?:-->|\Z)|<[^<>]*>)", re.DOTALL)  # text, tag, text, tag, ... text
 _HTML_ATTR = re.compile(r"""(=\s*)(["'])(.*?)\2""", re.DOTALL)
-# every detect-secrets detector needs one of these (see the module docstring): a token of 16+
-# characters (AWS, GitHub, GitLab, JWT, Slack, Stripe, Twilio, ... keys; entropy strings are
-# 20+), Artifactory's shorter AKC/AP tokens, a URL with credentials, a keyword
-_SECRET_HINT = re.compile(
-    r"[A-Za-z0-9_\-+/=]{16,}|\bA(?:KC|P[0-9A-F])[A-Za-z0-9]{8,}|://|xox|pass|pwd|secret|token|key|auth|cred"
-    r"|contrase|cloudant|BEGIN",
-    re.IGNORECASE,
-)
 # text is cut into lines, and lines at runs of 2+ spaces or tabs (the columns of a printed table)
 _COLUMN_GAP = re.compile(r"( {2,}|\t+)")
 
