@@ -235,17 +235,80 @@ def is_presidio_phone_recognizer(rec) -> bool:
     return cls.__name__ == "PhoneRecognizer" and cls.__module__.startswith("presidio_analyzer")
 
 
+def _trim(candidate: str) -> str:
+    """The matcher's cut of a candidate at a second number's start ("... / x")."""
+    m = _pnm._SECOND_NUMBER_START_PATTERN.search(candidate)
+    return candidate[:m.start()] if m else candidate
+
+
+def _walk(text: str) -> list[tuple[int, str]]:
+    """The matcher's candidates while it finds nothing: (start, candidate) in its order (the
+    search resumes after each candidate, trimmed at a second number's start as it does)."""
+    out = []
+    index = 0
+    while True:
+        m = _pnm._PATTERN.search(text, index)
+        if m is None:
+            return out
+        candidate = _trim(m.group())
+        out.append((m.start(), candidate))
+        index = m.start() + len(candidate)
+
+
+def _short_cost(text: str, start: int, candidate: str, shape) -> int:
+    """Tries a candidate that cannot be a number costs the matcher: one for the candidate, and
+    its inner parts' unless an early exit (slash date, time stamp) ends the decision first."""
+    if shape[2] is None:
+        return 1
+    if _pnm._TIME_STAMPS.search(candidate) and _pnm._TIME_STAMPS_SUFFIX.match(text, start + len(candidate)):
+        return 1
+    return 1 + shape[2]
+
+
+def _region_matches(text: str, region: str, leniency, walk) -> list:
+    """``list(PhoneNumberMatcher(text, region, leniency))``, walking the shared candidates:
+    those too short for ``region`` only count their tries; the others are decided by the
+    matcher itself; after a match that ends inside its candidate the matcher goes on alone."""
+    matcher = RememberingMatcher(text, region, leniency=leniency)
+    found = []
+    for start, candidate in walk:
+        if matcher._max_tries <= 0:
+            return found
+        shape = _shape(candidate)
+        if not shape[1] and shape[0] < _threshold(region, shape):
+            cost = _short_cost(text, start, candidate, shape)
+            if matcher._max_tries > cost:
+                matcher._max_tries -= cost
+                continue
+        match = matcher._extract_match(candidate, start)
+        if match is None:
+            matcher._max_tries -= 1
+            continue
+        found.append(match)
+        if match.end != start + len(candidate):  # the next search starts inside this candidate
+            matcher._search_index = match.end
+            matcher._state = PhoneNumberMatcher._NOT_READY
+            found += list(matcher)
+            return found
+    return found
+
+
 def phone_results(rec, text: str) -> list[RecognizerResult]:
     """``rec.analyze(text)`` for Presidio's PhoneRecognizer: the same matcher per region, the
-    same spans and score (and an explanation, which Presidio's context enhancer writes to)."""
+    same spans and score (and an explanation, which Presidio's context enhancer writes to).
+    The candidates are found once for all regions (``_walk``)."""
     results = []
     meta = {RecognizerResult.RECOGNIZER_NAME_KEY: rec.name, RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: rec.id}
     entity = rec.supported_entities[0]
     regions = rec.supported_regions
-    if rec.leniency >= Leniency.VALID:
+    shared = rec.leniency >= Leniency.VALID
+    if shared:
         regions = regions_that_could_match(text, regions)
+        walk = _walk(text) if regions else []
     for region in regions:
-        for match in RememberingMatcher(text, region, leniency=rec.leniency):
+        matches = (_region_matches(text, region, rec.leniency, walk) if shared
+                   else RememberingMatcher(text, region, leniency=rec.leniency))
+        for match in matches:
             explanation = AnalysisExplanation(recognizer=type(rec).__name__, original_score=rec.SCORE,
                                               textual_explanation=f"phone number of region {region}")
             results.append(RecognizerResult(entity, match.start, match.end, rec.SCORE,

@@ -197,3 +197,18 @@ def test_without_hyperscan_the_findings_are_the_same(monkeypatch, reference):
     texts = corpus("notes", 20_000) + corpus("logs", 10_000) + [" ".join(FRAGMENTS)]
     assert det.analyze_many(texts) == plain(reference, texts)
     assert not det.prefilter.ready
+
+
+def test_phone_spans_on_corpora_are_libphonenumbers_own(detector):
+    from jupyter_guard.redaction.phones import phone_results
+
+    phone = next(r for r in detector.recognizers if type(r).__name__ == "PhoneRecognizer")
+    texts = corpus("logs", 150_000) + corpus("notes", 150_000) + [
+        "call +1 (415) 555-2671 / x 12 or 030 901820 ext. 5, fax 020 7946 0958; 2026-01-15 14:05:18",
+        "tel 415-555-2671, 415-555-2672, 415-555-2673 and 555-0198 1-800-FLOWERS",
+        # one candidate holding three numbers: after the first (an inner match) the matcher
+        # searches on inside the candidate
+        "lines 415-555-2671 415-555-2672 415-555-2673 today"]
+    for text in texts:
+        want = sorted((r.start, r.end) for r in phone.analyze(text, ["PHONE_NUMBER"]))
+        assert sorted((r.start, r.end) for r in phone_results(phone, text)) == want, text
