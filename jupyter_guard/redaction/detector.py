@@ -27,9 +27,15 @@ import logging
 from collections.abc import Iterable, Sequence
 
 import regex
-from presidio_analyzer import AnalyzerEngine, EntityRecognizer, PatternRecognizer, RecognizerRegistry, RecognizerResult
-from presidio_analyzer.pattern_recognizer import REGEX_TIMEOUT_SECONDS
+from presidio_analyzer import (
+    AnalyzerEngine,
+    EntityRecognizer,
+    PatternRecognizer,
+    RecognizerRegistry,
+    RecognizerResult,
+)
 from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
+from presidio_analyzer.pattern_recognizer import REGEX_TIMEOUT_SECONDS
 
 from .engines import (
     DEFAULT_ENTITY_THRESHOLDS,
@@ -291,7 +297,7 @@ class Detector:
                 if plan.context_words:
                     if lowered is None:
                         lowered = text.lower()
-                    in_context = any(w in lowered for w in plan.context_words)
+                    in_context = plan.mentioned(lowered)
                 if plan.phone:
                     found = phone_results(rec, text)
                 elif in_context or not plan.plain:

@@ -15,8 +15,9 @@ each text, the recognizers whose findings can survive, without changing a single
   recognizer's context words occurs in the text (Presidio compares context words as
   substrings of the lower-cased tokens around the match, so absence from the text is proof);
 * the phone recognizer (libphonenumber, not a pattern recognizer) counts when the text holds at
-  least as many digits as the shortest valid number of any region (4, from the metadata); it
-  is then run by .phones, which spares libphonenumber the candidates that cannot be numbers.
+  least as many digits as the shortest valid number of any of its regions (``phones.
+  fewest_digits``: 4 for Presidio's eight, Germany); it is then run by .phones, which spares
+  libphonenumber the candidates that cannot be numbers.
 
 A recognizer this module cannot reason about (its own ``analyze`` or context logic, regex
 flags other than I/M/S, non-ASCII patterns, patterns Hyperscan rejects) is ``opaque``: it runs on
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field
 
 from presidio_analyzer import EntityRecognizer, PatternRecognizer
 
-from .phones import is_presidio_phone_recognizer
+from .phones import fewest_digits, is_presidio_phone_recognizer
 
 log = logging.getLogger(__name__)
 
@@ -53,18 +54,6 @@ PATTERN_DRIVEN = {"IbanRecognizer"}
 #: URL patterns are the non-schema one with a scheme and/or quotes around it)
 NECESSARY_PATTERN = {"UrlRecognizer": "Non schema URL"}
 _KNOWN_FLAGS = re.IGNORECASE | re.MULTILINE | re.DOTALL
-
-
-def _phone_min_digits() -> int:
-    """The fewest digits of any valid phone number in libphonenumber's metadata (4, Germany)."""
-    import phonenumbers
-    from phonenumbers import PhoneMetadata
-
-    lengths = []
-    for region in phonenumbers.SUPPORTED_REGIONS:
-        md = PhoneMetadata.metadata_for_region(region)
-        lengths += [n for n in (md.general_desc.possible_length or ()) if n > 0]
-    return min(lengths)
 
 
 @dataclass
@@ -83,10 +72,16 @@ class RecognizerPlan:
     phone: bool = False
     #: the patterns to run when a scan of this recognizer hits (None: the ones that hit)
     run_all: list | None = None
-    #: the recognizer never yields a finding (all its patterns are doomed)
-    never: bool = False
-    #: whether results may be changed by Presidio's context enhancer
-    has_context: bool = False
+
+    @property
+    def never(self) -> bool:
+        """The recognizer never yields a finding (all its patterns are doomed)."""
+        return not self.opaque and not self.scans
+
+    def mentioned(self, lowered: str) -> bool:
+        """Whether one of its context words occurs in ``lowered`` (the text, lower-cased): the
+        condition for Presidio's context enhancer to change one of its scores."""
+        return any(w in lowered for w in self.context_words)
 
 
 def threshold_for(rec: EntityRecognizer, entity: str, default: float) -> float:
@@ -100,15 +95,15 @@ def threshold_for(rec: EntityRecognizer, entity: str, default: float) -> float:
 
 
 def plan_recognizer(index: int, rec: EntityRecognizer, default_threshold: float, enhancer) -> RecognizerPlan:
-    plan = RecognizerPlan(index, rec, has_context=bool(rec.context),
-                          context_words=tuple(sorted({w.lower() for w in rec.context or () if w})))
+    plan = RecognizerPlan(index, rec, context_words=tuple(sorted({w.lower() for w in rec.context or () if w})))
     cls = type(rec)
     if cls.enhance_using_context is not EntityRecognizer.enhance_using_context:
         plan.opaque = True
         return plan
     if is_presidio_phone_recognizer(rec):
         plan.phone = True
-        digits = "[^0-9]*".join(["[0-9]"] * _phone_min_digits())
+        fewest = min(fewest_digits(region) for region in rec.supported_regions)
+        digits = "[^0-9]*".join(["[0-9]"] * fewest)
         plan.scans = [(None, digits, False)]
     elif isinstance(rec, PatternRecognizer) and (cls.analyze is PatternRecognizer.analyze
                                                  or cls.__name__ in PATTERN_DRIVEN):
@@ -139,8 +134,6 @@ def plan_recognizer(index: int, rec: EntityRecognizer, default_threshold: float,
             # scan for the one pattern the others contain; when it hits, run them all
             plan.run_all = [p for p, _, _ in plan.scans]
             plan.scans = [(p, rx, ctx) for p, rx, ctx in plan.scans if p.name == necessary]
-        if not plan.scans:
-            plan.never = True
     else:
         plan.opaque = True
     return plan
@@ -157,7 +150,8 @@ def _regex_default_flags() -> int:
 
 
 class HyperscanSet:
-    """The compiled database: pattern id -> (recognizer index, needs a context word)."""
+    """The compiled database; ``meta``: pattern id -> (recognizer index, Presidio Pattern or
+    None, needs a context word)."""
 
     def __init__(self, entries: list[tuple[int, object, str, bool]]):
         self.meta = [(rec, pattern, ctx) for rec, pattern, _, ctx in entries]
@@ -202,9 +196,9 @@ _COMPILE_LOCK = threading.Lock()
 class Prefilter:
     """Per text, the recognizers to run; built once per registry (see the module docstring).
 
-    ``candidates(texts)`` returns, per text, a tuple of recognizer indexes, or None for a text
-    this prefilter cannot vouch for (not ASCII, or no Hyperscan): the caller checks those the
-    slow way. Opaque recognizers are in every tuple.
+    ``candidates(texts)`` returns, per text, the recognizers to run and their patterns, or None
+    for a text this prefilter cannot vouch for (not ASCII, or no Hyperscan): the caller checks
+    those the slow way. Opaque recognizers are in every answer.
     """
 
     def __init__(self, recognizers: list[EntityRecognizer], default_threshold: float, enhancer):
@@ -260,7 +254,7 @@ class Prefilter:
                 if needs_context:
                     if lowered is None:
                         lowered = text.lower()
-                    if not any(w in lowered for w in plans[rec].context_words):
+                    if not plans[rec].mentioned(lowered):
                         continue
                 run_all = plans[rec].run_all
                 if run_all is not None:
@@ -284,7 +278,7 @@ class Prefilter:
             if needs_context:
                 if lowered is None:
                     lowered = text.lower()
-                if not any(w in lowered for w in plan.context_words):
+                if not plan.mentioned(lowered):
                     continue
             out.append(pattern)
         return out
