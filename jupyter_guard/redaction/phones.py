@@ -147,14 +147,20 @@ def _shape(candidate: str) -> tuple[int, bool, int | None]:
     return shape
 
 
-def _replay_without_parsing(matcher, candidate, offset, tries) -> None:
+def _parse_free_tries(text: str, offset: int, candidate: str, shape) -> int:
+    """Tries ``_extract_match`` consumes on a candidate none of whose parts can parse: none
+    after an early exit (a slash-separated date, a time stamp), else its inner parts'."""
+    if shape[2] is None:
+        return 0
+    if _pnm._TIME_STAMPS.search(candidate) and _pnm._TIME_STAMPS_SUFFIX.match(text, offset + len(candidate)):
+        return 0
+    return shape[2]
+
+
+def _replay_without_parsing(matcher, candidate, offset, shape) -> None:
     """``_extract_match`` for a candidate none of whose parts can parse to a valid number: the
     same early exits and the same tries consumed, no parse (see the module docstring)."""
-    if tries is None:  # a slash-separated date
-        return None
-    if _pnm._TIME_STAMPS.search(candidate):
-        if _pnm._TIME_STAMPS_SUFFIX.match(matcher.text[offset + len(candidate):]):
-            return None
+    tries = _parse_free_tries(matcher.text, offset, candidate, shape)
     if matcher._max_tries > tries:
         matcher._max_tries -= tries
         return None
@@ -196,7 +202,7 @@ class RememberingMatcher(PhoneNumberMatcher):
         if self.leniency >= Leniency.VALID:
             shape = _shape(candidate)
             if not shape[1] and shape[0] < _threshold(self.preferred_region, shape):
-                return _replay_without_parsing(self, candidate, offset, shape[2])
+                return _replay_without_parsing(self, candidate, offset, shape)
         # with few tries left the decision could be cut short: decide it afresh
         if self._max_tries <= 64 * (len(candidate) + 1):
             return super()._extract_match(candidate, offset)
@@ -255,16 +261,6 @@ def _walk(text: str) -> list[tuple[int, str]]:
         index = m.start() + len(candidate)
 
 
-def _short_cost(text: str, start: int, candidate: str, shape) -> int:
-    """Tries a candidate that cannot be a number costs the matcher: one for the candidate, and
-    its inner parts' unless an early exit (slash date, time stamp) ends the decision first."""
-    if shape[2] is None:
-        return 1
-    if _pnm._TIME_STAMPS.search(candidate) and _pnm._TIME_STAMPS_SUFFIX.match(text, start + len(candidate)):
-        return 1
-    return 1 + shape[2]
-
-
 def _region_matches(text: str, region: str, leniency, walk) -> list:
     """``list(PhoneNumberMatcher(text, region, leniency))``, walking the shared candidates:
     those too short for ``region`` only count their tries; the others are decided by the
@@ -276,7 +272,7 @@ def _region_matches(text: str, region: str, leniency, walk) -> list:
             return found
         shape = _shape(candidate)
         if not shape[1] and shape[0] < _threshold(region, shape):
-            cost = _short_cost(text, start, candidate, shape)
+            cost = 1 + _parse_free_tries(text, start, candidate, shape)  # and the candidate's own try
             if matcher._max_tries > cost:
                 matcher._max_tries -= cost
                 continue
