@@ -29,7 +29,7 @@ once (``Detector.analyze_many``: dedup and batched tokenization), and the replac
 distinct line is computed once. Lines are also cut at runs of two or more spaces or tabs
 (the columns of a printed DataFrame), so a value repeated across rows and outputs is analysed
 once. Secret detection (detect-secrets, ~0.4 ms a line) runs only on distinct pieces that
-could hold a secret (``_SECRET_HINT``: a token of 16+ characters, ``://``, a keyword such as
+could hold a secret (``scan_secrets.SECRET_HINT``: a token of 16+ characters, ``://``, a keyword such as
 ``password`` or ``key``): every detector of detect-secrets needs one of those.
 """
 
@@ -48,7 +48,6 @@ import nbformat
 
 from ..errors import GuardError
 from ..masking import known_pattern
-from ..scan_secrets import SECRET_HINT as _SECRET_HINT
 
 GUARD_METADATA_KEY = "jupyter_guard"
 HEADER_CELL_ID = "jupyter-guard-export"
@@ -663,11 +662,10 @@ def _detect(segments: list[str], detector) -> dict:
     from ..scan_secrets import SecretScanner
 
     with SecretScanner() as scanner:
-        for det in segments:
-            if _SECRET_HINT.search(det):
-                sf = scanner.find(det)
-                if sf:
-                    hits.setdefault(det, []).extend((f.start, f.end, SECRET_ENTITY) for f in sf)
+        for det in segments:  # find() skips what cannot hold a secret (scan_secrets.SECRET_HINT)
+            sf = scanner.find(det)
+            if sf:
+                hits.setdefault(det, []).extend((f.start, f.end, SECRET_ENTITY) for f in sf)
     return {det: _merge(spans) for det, spans in hits.items()}
 
 

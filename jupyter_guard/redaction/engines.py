@@ -44,7 +44,8 @@ NER_SCORE = 0.85  # Presidio's default for spaCy entities
 
 #: default per-entity thresholds below the Detector's score_threshold. libphonenumber
 #: validates every phone match, and Presidio gives a valid number 0.4 (0.75 with a context
-#: word such as "phone" or "call"); at 0.5 most numbers in notes would be missed.
+#: word such as "phone"; "call" is a spaCy stop word and does not count); at 0.5 most numbers
+#: in notes would be missed.
 #: US_SSN: a bare nine-digit SSN scores 0.05, 0.4 with "ssn"/"social security" before it --
 #: at 0.5 "SSN: 536221234" would be missed; without the context word it stays below 0.4.
 DEFAULT_ENTITY_THRESHOLDS = {"PHONE_NUMBER": 0.4, "US_SSN": 0.4}
