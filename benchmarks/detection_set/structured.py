@@ -62,6 +62,13 @@ def _word_date(rng: random.Random) -> str:
     return f"{name} {year}"
 
 
+def _labelled(template: str, value: str, entity: str, kind: str) -> dict:
+    """One case: ``value`` written into ``template``, its span labelled ``entity``."""
+    text = template.format(value)
+    start = text.index(value)
+    return {"text": text, "spans": [(start, start + len(value), entity)], "kind": kind}
+
+
 def cases(n_per_brand: int = 25, n_dates: int = 150) -> list[dict]:
     """[{text, spans: [(start, end, entity)]}] -- negatives have no spans."""
     rng = random.Random(SEED)
@@ -69,15 +76,10 @@ def cases(n_per_brand: int = 25, n_dates: int = 150) -> list[dict]:
     for brand in CARD_BRANDS:
         for _ in range(n_per_brand):
             value = _group(rng, _card(rng, brand))
-            tpl = rng.choice(CARD_TEMPLATES)
-            text = tpl.format(value)
-            start = text.index(value)
-            out.append({"text": text, "spans": [(start, start + len(value), "CREDIT_CARD")], "kind": brand})
+            out.append(_labelled(rng.choice(CARD_TEMPLATES), value, "CREDIT_CARD", brand))
     for _ in range(n_dates):
         value = _word_date(rng)
-        text = rng.choice(DATE_TEMPLATES).format(value)
-        start = text.index(value)
-        out.append({"text": text, "spans": [(start, start + len(value), "DATE_TIME")], "kind": "word date"})
+        out.append(_labelled(rng.choice(DATE_TEMPLATES), value, "DATE_TIME", "word date"))
     for text in NEGATIVES:
         out.append({"text": text, "spans": [], "kind": "negative"})
     for _ in range(40):  # Luhn-failing 16-digit runs with a brand prefix
@@ -132,9 +134,7 @@ def address_cases(n: int = 200) -> list[dict]:
     out = []
     for _ in range(n):
         value = _address(rng)
-        text = rng.choice(ADDRESS_TEMPLATES).format(value)
-        start = text.index(value)
-        out.append({"text": text, "spans": [(start, start + len(value), "LOCATION")], "kind": "address"})
+        out.append(_labelled(rng.choice(ADDRESS_TEMPLATES), value, "LOCATION", "address"))
     for text in ADDRESS_NEGATIVES:
         out.append({"text": text, "spans": [], "kind": "negative"})
     return out
